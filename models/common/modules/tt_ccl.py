@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Per-mesh CCL resources (global semaphores) and the default CCL topology for a mesh.
+
+Facts from upstream tt-metal ``models/common/modules/tt_ccl.py`` and TTTv1 ``ModelArgs.ccl_topology``:
+- one set of semaphores per cluster axis (0, 1) plus one for "no axis", each double-buffered so consecutive
+  CCL calls never reuse a semaphore still in flight: barrier = 1, all-gather = 2, reduce-scatter = 3 semaphores;
+- topology: Ring on an 8-device T3K/Galaxy ring, Linear on any other multi-device mesh, none on one device.
+"""
+
+import ttnn
+
+AG_SEMAPHORES_PER_CALL = 2  # all_gather_async: multi_device_global_semaphore list length
+RS_SEMAPHORES_PER_CALL = 3  # reduce_scatter_minimal_async: multi_device_global_semaphore list length
+BUFFERING = 2  # double-buffered: a call's semaphores are reused two calls later
+NO_AXIS = 2  # slot index for CCLs over the whole mesh (cluster_axis=None)
+RING_DEVICE_COUNT = 8  # TTTv1 ccl_topology: Ring only for 8-device rings (T3K 1x8)
+RING_CLUSTERS = ("T3K", "GALAXY", "TG")
+
+
+def default_topology(mesh_device) -> ttnn.Topology | None:
+    """TTTv1 ``ccl_topology()``: Ring for 8 devices on a T3K/Galaxy cluster, Linear for >1 device, None for 1."""
+    num_devices = mesh_device.get_num_devices()
+    if num_devices == 1:
+        return None
+    if num_devices == RING_DEVICE_COUNT and ttnn.cluster.get_cluster_type().name in RING_CLUSTERS:
+        return ttnn.Topology.Ring
+    return ttnn.Topology.Linear
+
+
+class TT_CCL:
+    """Double-buffered global semaphores for the async CCL ops on one mesh, one slot per cluster axis."""
+
+    def __init__(self, mesh_device):
+        self.mesh_device = mesh_device
+        grid = mesh_device.compute_with_storage_grid_size()
+        cores = ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(grid.x - 1, grid.y - 1))})
+
+        def semaphore():
+            return ttnn.create_global_semaphore(mesh_device, cores, 0)
+
+        slots = range(NO_AXIS + 1)
+        self._barrier = [[semaphore() for _ in range(BUFFERING)] for _ in slots]
+        self._ag = [[[semaphore() for _ in range(AG_SEMAPHORES_PER_CALL)] for _ in range(BUFFERING)] for _ in slots]
+        self._rs = [[[semaphore() for _ in range(RS_SEMAPHORES_PER_CALL)] for _ in range(BUFFERING)] for _ in slots]
+        self._index = {"barrier": [0] * len(slots), "ag": [0] * len(slots), "rs": [0] * len(slots)}
+
+    def _cycle(self, kind: str, table, cluster_axis: int | None):
+        slot = NO_AXIS if cluster_axis is None else cluster_axis
+        i = self._index[kind][slot]
+        self._index[kind][slot] = (i + 1) % BUFFERING
+        return table[slot][i]
+
+    def get_and_cycle_barrier_semaphore_handle(self, cluster_axis: int | None = None):
+        return self._cycle("barrier", self._barrier, cluster_axis)
+
+    def get_and_cycle_ag_semaphore_handles(self, cluster_axis: int | None = None):
+        return self._cycle("ag", self._ag, cluster_axis)
+
+    def get_and_cycle_rs_semaphore_handles(self, cluster_axis: int | None = None):
+        return self._cycle("rs", self._rs, cluster_axis)
+
+
+_tt_ccl_cache: dict[int, TT_CCL] = {}
+
+
+def get_tt_ccl(mesh_device) -> TT_CCL:
+    """The mesh's shared TT_CCL, created on first use (one per open mesh)."""
+    key = id(mesh_device)
+    if key not in _tt_ccl_cache or _tt_ccl_cache[key].mesh_device is not mesh_device:
+        _tt_ccl_cache[key] = TT_CCL(mesh_device)
+    return _tt_ccl_cache[key]
+
+
+def clear_tt_ccl_cache() -> None:
+    """Forget all TT_CCLs (call when a mesh is closed so a new mesh at the same address gets fresh semaphores)."""
+    _tt_ccl_cache.clear()
