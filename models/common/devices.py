@@ -19,6 +19,7 @@ JIT_CACHE_DIR = REPO_ROOT / "build" / "tt-metal-cache"  # build_metal.sh clears 
 
 HARDWARE, TTSIM, MOCK = "hardware", "ttsim", "mock"
 MOCK_DESCRIPTOR_ENV = "TT_METAL_MOCK_CLUSTER_DESC_PATH"
+TIER_ENV = "TTTV2_DEVICE_TIER"
 RING_DEVICE_COUNT = 8  # 1x8 T3K meshes run CCLs on a fabric ring (TTTv1 ccl_topology: Ring for 8 devices)
 
 
@@ -51,6 +52,12 @@ def apply_environment_defaults() -> None:
 
 
 def detect_tier() -> str:
+    """``TTTV2_DEVICE_TIER`` if set (e.g. ``mock`` on a machine with hardware), else what the machine has."""
+    forced = os.environ.get(TIER_ENV)
+    if forced:
+        if forced not in (HARDWARE, TTSIM, MOCK):
+            raise ValueError(f"{TIER_ENV}={forced!r}: use one of {HARDWARE}, {TTSIM}, {MOCK}")
+        return forced
     if os.environ.get("TT_METAL_SIMULATOR"):
         return TTSIM
     if Path("/dev/tenstorrent").exists() and any(Path("/dev/tenstorrent").iterdir()):
@@ -59,6 +66,7 @@ def detect_tier() -> str:
 
 
 def mock_cluster_for(mesh_shape) -> MockCluster:
+    """The mock system a mesh of this shape runs on; ValueError (listing the supported shapes) if none has it."""
     shape = tuple(mesh_shape)
     for cluster in MOCK_CLUSTERS:
         if shape in cluster.mesh_shapes:

@@ -78,6 +78,11 @@ def ttnn_mesh_device(request):
     param = request.param if isinstance(request.param, dict) else {"mesh_shape": request.param}
     open_kwargs = dict(param)
     mesh_shape = tuple(open_kwargs.pop("mesh_shape"))
+    if TIER == devices.MOCK:
+        try:
+            devices.mock_cluster_for(mesh_shape)
+        except ValueError as unsupported:
+            pytest.skip(str(unsupported))
     system_shape = devices.system_mesh_shape(TIER)
     if not devices.mesh_fits(mesh_shape, system_shape):
         pytest.skip(f"a {mesh_shape[0]}x{mesh_shape[1]} mesh cannot exist on this {TIER} system {system_shape}")
