@@ -55,6 +55,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_runtest_logreport(report):
+    if report.when != "call":  # every phase's report carries the test's properties; count them once
+        return
     for key, counts in report.user_properties:
         if key == numerics.NUMERICS_PROPERTY:
             for outcome, count in counts.items():
