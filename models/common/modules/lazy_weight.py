@@ -107,8 +107,9 @@ class LazyWeight:
         return tuple(self.host_tensor().shape)
 
     def padded_shape(self, mesh_shape: tuple[int, int]) -> tuple[int, ...]:
-        """Source shape with each split dim padded so every device's piece is a whole number of tiles."""
+        """Source shape with each split dim padded so every device's piece is whole tiles (tiled dims only)."""
         shape = list(self.shape)
+        tiled_dims = {len(shape) - 2, len(shape) - 1} if self.layout == ttnn.TILE_LAYOUT else set()
         for dim, count in (self.mesh_mapping or MeshMapping()).pieces(mesh_shape).items():
             if not -len(shape) <= dim < len(shape):
                 raise ValueError(
@@ -121,7 +122,8 @@ class LazyWeight:
                         f"LazyWeight {self._name()}: dim {dim} of size {shape[dim]} cannot be split over {count} "
                         "devices; replicate it or use a smaller mesh"
                     )
-                shape[dim] = tensor_utils.get_padded_hidden_dim(shape[dim], count)
+                if dim % len(shape) in tiled_dims:
+                    shape[dim] = tensor_utils.get_padded_hidden_dim(shape[dim], count)
         return tuple(shape)
 
     # --- resolution ------------------------------------------------------------------------------------------
@@ -245,3 +247,17 @@ def resolve_lazy_weight(weight: LazyWeight, **defaults) -> LazyWeight:
     if unknown:
         raise TypeError(f"resolve_lazy_weight: unknown LazyWeight fields {sorted(unknown)}")
     return replace(weight, **{name: value for name, value in defaults.items() if getattr(weight, name) is None})
+
+
+def load_input_device_tensor(x, *, memory_config: ttnn.MemoryConfig, mesh_device, dtype=ttnn.bfloat16) -> ttnn.Tensor:
+    """A forward's input: a LazyWeight is uploaded replicated in ``memory_config``; a device tensor must already be
+    in ``memory_config`` (one clear error otherwise)."""
+    if isinstance(x, LazyWeight):
+        defaults = dict(layout=ttnn.TILE_LAYOUT, mesh_mapping=MeshMapping.replicate(), device=mesh_device)
+        return resolve_lazy_weight(x, dtype=dtype, memory_config=memory_config, **defaults).get_device_weight()
+    if x.memory_config() != memory_config:
+        raise ValueError(
+            f"input memory config {x.memory_config()} is not the configured {memory_config}; move it with "
+            "ttnn.to_memory_config(x, <module>.config.<mode>_input_memcfg) or pass a LazyWeight"
+        )
+    return x

@@ -74,3 +74,46 @@ def get_tt_ccl(mesh_device) -> TT_CCL:
 def clear_tt_ccl_cache() -> None:
     """Forget all TT_CCLs (call when a mesh is closed so a new mesh at the same address gets fresh semaphores)."""
     _tt_ccl_cache.clear()
+
+
+# Async-CCL tuning that TTTv1's ccl.py (async generation) and upstream TTTv2 pass on every call.
+CHUNKS_PER_SYNC = 10
+NUM_WORKERS_PER_LINK = 2
+NUM_BUFFERS_PER_CHANNEL = 2
+
+
+def reduce_scatter(tt_ccl: TT_CCL, x, *, dim, memory_config, topology, num_links, cluster_axis=None):
+    """Sum ``x`` over the devices (of ``cluster_axis``, or all) and leave each device 1/N of ``dim``."""
+    return ttnn.experimental.reduce_scatter_minimal_async(
+        x,
+        persistent_output_buffers=None,
+        dim=dim,
+        multi_device_global_semaphore=tt_ccl.get_and_cycle_rs_semaphore_handles(cluster_axis),
+        barrier_semaphore=tt_ccl.get_and_cycle_barrier_semaphore_handle(cluster_axis),
+        num_links=num_links,
+        memory_config=memory_config,
+        intermediate_memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        topology=topology,
+        cluster_axis=cluster_axis,
+        chunks_per_sync=CHUNKS_PER_SYNC,
+        num_workers_per_link=NUM_WORKERS_PER_LINK,
+        num_buffers_per_channel=NUM_BUFFERS_PER_CHANNEL,
+    )
+
+
+def all_gather(tt_ccl: TT_CCL, x, *, dim, memory_config, topology, num_links, cluster_axis=None):
+    """Concatenate every device's ``x`` (of ``cluster_axis``, or all) along ``dim``."""
+    return ttnn.experimental.all_gather_async(
+        x,
+        persistent_output_buffer=None,
+        dim=dim,
+        multi_device_global_semaphore=tt_ccl.get_and_cycle_ag_semaphore_handles(cluster_axis),
+        num_links=num_links,
+        cluster_axis=cluster_axis,
+        topology=topology,
+        memory_config=memory_config,
+        barrier_semaphore=tt_ccl.get_and_cycle_barrier_semaphore_handle(cluster_axis),
+        chunks_per_sync=CHUNKS_PER_SYNC,
+        num_workers_per_link=NUM_WORKERS_PER_LINK,
+        num_buffers_per_channel=NUM_BUFFERS_PER_CHANNEL,
+    )

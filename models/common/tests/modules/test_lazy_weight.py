@@ -70,7 +70,13 @@ def test_callable_source_is_called_once():
     ],
 )
 def test_padded_shape(mapping, mesh, expected):
-    assert LazyWeight(torch.zeros(4096, 5504), mesh_mapping=mapping).padded_shape(mesh) == expected
+    weight = LazyWeight(torch.zeros(4096, 5504), mesh_mapping=mapping, layout=ttnn.TILE_LAYOUT)
+    assert weight.padded_shape(mesh) == expected
+
+
+def test_row_major_pieces_are_not_padded():
+    gamma = LazyWeight(torch.zeros(1, 1, 160, 32), mesh_mapping=MeshMapping.shard(2), layout=ttnn.ROW_MAJOR_LAYOUT)
+    assert gamma.padded_shape((1, 8)) == (1, 1, 160, 32)  # 20 rows per device, as rms_norm's gamma wants
 
 
 def test_mapping_that_does_not_fit_the_source_is_rejected():
