@@ -1,0 +1,327 @@
+# SPDX-License-Identifier: Apache-2.0
+"""MLP1D: the SwiGLU feed-forward block on 1D meshes (1x1 N150, 1x2 N300, 1x8 T3K).
+
+    MLP(x) = w2( act(x @ w1) * (x @ w3) )      w1 = gate_proj.T, w3 = up_proj.T, w2 = down_proj.T (HF names)
+
+decode:  linear(w1), linear(w3) [DRAM-sharded] → mul(act(w1_out), w3_out) → reshard → linear(w2) [DRAM-sharded]
+         → reduce-scatter over the devices (multi-device) → residual memory config
+prefill: [reshape to chunks of prefill_len_cutoff rows] → linear(w1), linear(w3) → mul(act, ·) → linear(w2)
+         → reduce-scatter over the devices (multi-device) → reshape to (1, 1, seq_len, ·)
+
+w1/w3 are split column-wise (hidden) and w2 row-wise across the devices, so each device holds a partial sum of
+the output; the reduce-scatter sums them and leaves each device 1/N of ``dim`` (TTTv1 keeps the residual stream
+width-fractured on N300/T3K). On one device no CCL op is issued. Defaults are TTTv1's (models/tt_transformers/tt/
+mlp.py + model_config.py): DRAM-sharded decode matmuls with HiFi2 ("drops 1 bit of the activations but would be
+FLOP-bound on 12 cores with HiFi4"), bfloat8_b weights.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Any, ClassVar
+
+import ttnn
+
+from models.common.modules import program_configs as pc
+from models.common.modules import tt_ccl as ccl
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
+from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.module_config import ResolvableConfig
+from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim
+
+ONE_D_MESHES = ((1, 1), (1, 2), (1, 8), (1, 4), (2, 4))
+WORMHOLE_PREFILL_LEN_CUTOFF = 1024  # TTTv1: "512 if Blackhole, 1024 if Wormhole" rows per prefill matmul
+BLACKHOLE_PREFILL_LEN_CUTOFF = 512
+# TTTv1 ModelArgs forces the cutoff to 512 for Llama-3.1-8B / Llama-3.2-11B / Mistral-7B on N150 and Qwen2.5-7B on
+# N300: at 1024 rows their prefill matmuls' circular buffers exceed L1 ("Statically allocated circular buffers ...
+# beyond max L1 size", reproduced on the mock N150). The overflow depends on the shapes, so key it on them:
+# (dim, hidden_dim, devices).
+SHORT_PREFILL_LEN_CUTOFF = 512
+SHORT_PREFILL_LEN_CUTOFF_SHAPES = frozenset({(4096, 14336, 1), (3584, 18944, 2)})
+PREFILL_GRID_ROWS = 8  # TTTv1 find_prefill_grid(8, ...): prefill matmuls use 8 rows of cores
+# TTTv1: per_core_N of prefill matmuls matches the DRAM shard width (8 on Wormhole) "otherwise matmuls silently
+# give bad PCC".
+WORMHOLE_DRAM_SHARD_GRID_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class MLP1DConfig(ResolvableConfig):
+    """Everything MLP1D decides; ``None`` fields are derived by the ``default_*`` methods below (TTTv1's choices)."""
+
+    w1: LazyWeight  # (dim, hidden_dim): gate_proj.weight.T
+    w2: LazyWeight  # (hidden_dim, dim): down_proj.weight.T
+    w3: LazyWeight  # (dim, hidden_dim): up_proj.weight.T
+    # mesh and CCL
+    mesh_device: Any = None
+    tt_ccl: Any = None
+    topology: ttnn.Topology | None = None
+    num_reduce_scatter_links: int = 1
+    # shapes and math
+    max_batch_size: int = 32
+    activation: ttnn.UnaryOpType = ttnn.UnaryOpType.SILU
+    activation_dtype: ttnn.DataType | None = None  # None: bfloat16 linear outputs, bfloat8_b mul output (TTTv1)
+    w1_w3_dtype: ttnn.DataType | None = None
+    w2_dtype: ttnn.DataType | None = None
+    linear_dtype: ttnn.DataType | None = None
+    mul_dtype: ttnn.DataType | None = None
+    ff1_3_compute_kernel_config: Any = None
+    ff2_compute_kernel_config: Any = None
+    w1_w3_memcfg: ttnn.MemoryConfig | None = None
+    w2_memcfg: ttnn.MemoryConfig | None = None
+    # decode
+    decode_input_memcfg: ttnn.MemoryConfig | None = None
+    decode_w1_w3_prg_config: Any = None
+    decode_mlp2_input_memcfg: ttnn.MemoryConfig | None = None
+    decode_w2_prg_config: Any = None
+    decode_residual_memcfg: ttnn.MemoryConfig | None = None
+    # prefill
+    prefill_input_memcfg: ttnn.MemoryConfig | None = None
+    prefill_len_cutoff: int | None = None
+    prefill_w1_w3_prg_config: Callable[[int], Any] | None = None
+    prefill_w2_prg_config: Callable[[int], Any] | None = None
+
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"topology", "activation_dtype"})
+
+    # --- derived sizes ---------------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.w1.shape[-2]
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.w1.shape[-1]
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh_device.get_num_devices()
+
+    @property
+    def padded_hidden_dim(self) -> int:
+        return get_padded_hidden_dim(self.hidden_dim, self.num_devices)
+
+    @property
+    def hidden_per_device(self) -> int:
+        return self.padded_hidden_dim // self.num_devices
+
+    @property
+    def tile_padded_batch_rows(self) -> int:
+        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
+
+    # --- defaults (TTTv1) ------------------------------------------------------------------------------------
+    def default_mesh_device(self):
+        return self.w1.device or ttnn.GetDefaultDevice()
+
+    def default_tt_ccl(self):
+        return ccl.get_tt_ccl(self.mesh_device)
+
+    def default_topology(self):
+        return ccl.default_topology(self.mesh_device)
+
+    def default_w1_w3_dtype(self):
+        return ttnn.bfloat8_b
+
+    def default_w2_dtype(self):
+        return ttnn.bfloat8_b
+
+    def default_linear_dtype(self):
+        return self.activation_dtype or ttnn.bfloat16
+
+    def default_mul_dtype(self):
+        return self.activation_dtype or ttnn.bfloat8_b
+
+    def default_ff1_3_compute_kernel_config(self):
+        return pc.hifi2_fp16_compute_kernel_config()
+
+    def default_ff2_compute_kernel_config(self):
+        return pc.hifi2_fp16_compute_kernel_config()
+
+    def default_w1_w3_memcfg(self):
+        return pc.create_dram_sharded_mem_config(self.dim, self.hidden_per_device, self.mesh_device.dram_grid_size())
+
+    def default_w2_memcfg(self):
+        return pc.create_dram_sharded_mem_config(self.hidden_per_device, self.dim, self.mesh_device.dram_grid_size())
+
+    def _mlp1_core_grid(self):
+        return pc.dram_shard_core_grid_for_k_and_n(self.dim, self.hidden_per_device)
+
+    def _mlp2_core_grid(self):
+        return pc.dram_shard_core_grid_for_k_and_n(self.hidden_per_device, self.dim)
+
+    def default_decode_input_memcfg(self):
+        grid = self._mlp1_core_grid()
+        return pc.width_sharded_l1_memcfg((self.tile_padded_batch_rows, self.dim // grid.num_cores), grid)
+
+    def default_decode_w1_w3_prg_config(self):
+        num_cores = self._mlp1_core_grid().num_cores
+        return pc.dram_matmul_config(self.tile_padded_batch_rows, self.dim, self.hidden_per_device, num_cores)
+
+    def default_decode_mlp2_input_memcfg(self):
+        grid = self._mlp2_core_grid()
+        return pc.width_sharded_l1_memcfg((self.tile_padded_batch_rows, self.hidden_per_device // grid.num_cores), grid)
+
+    def default_decode_w2_prg_config(self):
+        num_cores = self._mlp2_core_grid().num_cores
+        return pc.dram_matmul_config(self.tile_padded_batch_rows, self.hidden_per_device, self.dim, num_cores)
+
+    def default_decode_residual_memcfg(self):
+        return pc.decode_residual_memcfg(self.dim, self.num_devices, self.tile_padded_batch_rows)
+
+    def default_prefill_input_memcfg(self):
+        return ttnn.DRAM_MEMORY_CONFIG
+
+    def default_prefill_len_cutoff(self):
+        return default_prefill_len_cutoff(self.dim, self.hidden_dim, self.num_devices)
+
+    def default_prefill_w1_w3_prg_config(self):
+        n = self.hidden_per_device
+        grid = pc.find_prefill_grid(PREFILL_GRID_ROWS, self.dim // TILE_SIZE)
+        per_core_n = math.ceil(n / (TILE_SIZE * WORMHOLE_DRAM_SHARD_GRID_WIDTH))
+        config = partial(pc.matmul_config, k=self.dim, n=n, grid_size=grid, per_core_N=per_core_n)
+        return self._per_seq_len(config)
+
+    def default_prefill_w2_prg_config(self):
+        # TTTv1 (non-TG) sizes K as the whole padded hidden dim, not the per-device slice; kept as is.
+        k = self.padded_hidden_dim
+        grid = pc.find_prefill_grid(PREFILL_GRID_ROWS, k // TILE_SIZE)
+        per_core_n = math.ceil(self.dim / (TILE_SIZE * WORMHOLE_DRAM_SHARD_GRID_WIDTH))
+        config = partial(pc.matmul_config, k=k, n=self.dim, grid_size=grid, per_core_N=per_core_n)
+        return self._per_seq_len(config)
+
+    def _per_seq_len(self, config: Callable[..., Any]) -> Callable[[int], Any]:
+        cutoff = self.prefill_len_cutoff
+
+        @lru_cache
+        def for_seq_len(seq_len: int):
+            return config(m=min(seq_len, cutoff))
+
+        return for_seq_len
+
+
+class MLP1D(LightweightModule):
+    """SwiGLU MLP on a 1D mesh. ``MLP1D(w1, w2, w3)``, ``MLP1D.from_config(cfg)``, ``MLP1D.from_model_args(...)``."""
+
+    def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
+        self.__init_from_config(MLP1DConfig(w1=w1, w2=w2, w3=w3, **overrides))
+
+    @classmethod
+    def from_config(cls, config: MLP1DConfig) -> "MLP1D":
+        module = cls.__new__(cls)
+        module.__init_from_config(config)
+        return module
+
+    def __init_from_config(self, config: MLP1DConfig) -> None:
+        cfg = config.resolve()
+        shape = tuple(cfg.mesh_device.shape)
+        if shape not in ONE_D_MESHES:
+            raise ValueError(f"MLP1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
+        w1_w3 = dict(dtype=cfg.w1_w3_dtype, memory_config=cfg.w1_w3_memcfg, mesh_mapping=MeshMapping.shard(-1))
+        w2 = dict(dtype=cfg.w2_dtype, memory_config=cfg.w2_memcfg, mesh_mapping=MeshMapping.shard(-2))
+        common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
+        self.config = cfg
+        self.weights = {
+            "w1": resolve_lazy_weight(cfg.w1, **w1_w3, **common),
+            "w3": resolve_lazy_weight(cfg.w3, **w1_w3, **common),
+            "w2": resolve_lazy_weight(cfg.w2, **w2, **common),
+        }
+        expected = {"w1": (cfg.dim, cfg.padded_hidden_dim), "w3": (cfg.dim, cfg.padded_hidden_dim)}
+        expected["w2"] = (cfg.padded_hidden_dim, cfg.dim)
+        for name, shape_expected in expected.items():
+            got = self.weights[name].padded_shape(shape)
+            if got != shape_expected:
+                raise ValueError(f"MLP1D {name} has (padded) shape {got}, expected {shape_expected}")
+        self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
+        single = cfg.num_devices == 1
+        self._reduce_decode = _identity if single else self._reduce_scatter_decode
+        self._reduce_prefill = _identity if single else self._reduce_scatter_prefill
+
+    # --- forwards --------------------------------------------------------------------------------------------
+    def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
+        """x: [1, 1, batch rows (32), dim] in ``decode_input_memcfg``; consumed. Returns the residual-stream slice."""
+        cfg = self.config
+        x = load_input_device_tensor(x, memory_config=cfg.decode_input_memcfg, mesh_device=cfg.mesh_device)
+        w1_out = self._linear(x, self.w1, cfg.decode_w1_w3_prg_config, cfg.ff1_3_compute_kernel_config)
+        w3_out = self._linear(x, self.w3, cfg.decode_w1_w3_prg_config, cfg.ff1_3_compute_kernel_config)
+        ttnn.deallocate(x)
+        w2_in = swiglu_gate(w1_out, w3_out, cfg.activation, cfg.mul_dtype)
+        w2_in = ttnn.to_memory_config(w2_in, cfg.decode_mlp2_input_memcfg)
+        w2_out = self._linear(w2_in, self.w2, cfg.decode_w2_prg_config, cfg.ff2_compute_kernel_config)
+        ttnn.deallocate(w2_in)
+        out = self._reduce_decode(w2_out)
+        return ttnn.to_memory_config(out, cfg.decode_residual_memcfg)
+
+    def prefill_forward(self, x: ttnn.Tensor | LazyWeight, seq_len: int) -> ttnn.Tensor:
+        """x: [1, 1, seq_len, dim] in DRAM; consumed. Returns [1, 1, seq_len, dim / devices] in DRAM."""
+        cfg = self.config
+        x = load_input_device_tensor(x, memory_config=cfg.prefill_input_memcfg, mesh_device=cfg.mesh_device)
+        if seq_len >= cfg.prefill_len_cutoff:  # runtime: long sequences run as chunks of cutoff rows
+            if seq_len % cfg.prefill_len_cutoff:
+                raise ValueError(f"prefill seq_len {seq_len} must be a multiple of {cfg.prefill_len_cutoff}")
+            x = ttnn.reshape(x, [1, seq_len // cfg.prefill_len_cutoff, cfg.prefill_len_cutoff, -1])
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        pc13, pc2 = cfg.prefill_w1_w3_prg_config(seq_len), cfg.prefill_w2_prg_config(seq_len)
+        w1_out = self._linear(x, self.w1, pc13, cfg.ff1_3_compute_kernel_config, dram)
+        w3_out = self._linear(x, self.w3, pc13, cfg.ff1_3_compute_kernel_config, dram)
+        ttnn.deallocate(x)
+        w2_in = swiglu_gate(w1_out, w3_out, cfg.activation, cfg.mul_dtype)
+        w2_out = self._linear(w2_in, self.w2, pc2, cfg.ff2_compute_kernel_config, dram)
+        ttnn.deallocate(w2_in)
+        w2_out = ttnn.reshape(w2_out, [1, 1, seq_len, w2_out.shape[-1]])
+        return self._reduce_prefill(w2_out)
+
+    def forward(self, x, mode: str, seq_len: int | None = None) -> ttnn.Tensor:
+        """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
+        return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
+
+    # --- ops shared by both forwards -------------------------------------------------------------------------
+    def _linear(self, x, weight: ttnn.Tensor, program_config, compute_kernel_config, memory_config=None):
+        return ttnn.linear(
+            x,
+            weight,
+            dtype=self.config.linear_dtype,
+            program_config=program_config,
+            compute_kernel_config=compute_kernel_config,
+            memory_config=memory_config or ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
+        )
+
+    def _reduce_scatter_decode(self, x):
+        return self._reduce_scatter(x, x.memory_config())
+
+    def _reduce_scatter_prefill(self, x):
+        return self._reduce_scatter(x, ttnn.DRAM_MEMORY_CONFIG)
+
+    def _reduce_scatter(self, x, memory_config):
+        cfg = self.config
+        out = ccl.reduce_scatter(
+            cfg.tt_ccl,
+            x,
+            dim=3,
+            memory_config=memory_config,
+            topology=cfg.topology,
+            num_links=cfg.num_reduce_scatter_links,
+        )
+        ttnn.deallocate(x)
+        return out
+
+
+def default_prefill_len_cutoff(dim: int, hidden_dim: int, num_devices: int) -> int:
+    """Rows per prefill matmul call (TTTv1 ModelArgs.prefill_len_cutoff, including its L1 exceptions)."""
+    if ttnn.device.is_blackhole():
+        return BLACKHOLE_PREFILL_LEN_CUTOFF
+    if (dim, hidden_dim, num_devices) in SHORT_PREFILL_LEN_CUTOFF_SHAPES:
+        return SHORT_PREFILL_LEN_CUTOFF
+    return WORMHOLE_PREFILL_LEN_CUTOFF
+
+
+def swiglu_gate(w1_out, w3_out, activation, dtype):
+    """act(w1_out) * w3_out with the activation fused on the first input; consumes both inputs."""
+    out = ttnn.mul(
+        w1_out, w3_out, input_tensor_a_activations=[activation], dtype=dtype, memory_config=w1_out.memory_config()
+    )
+    ttnn.deallocate(w1_out)
+    ttnn.deallocate(w3_out)
+    return out
+
+
+def _identity(x):
+    return x

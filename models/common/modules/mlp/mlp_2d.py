@@ -1,0 +1,260 @@
+# SPDX-License-Identifier: Apache-2.0
+"""MLP2D: the SwiGLU feed-forward block on Galaxy meshes (8x4, 4x8), TTTv1's TG dataflow.
+
+    MLP(x) = w2( act(x @ w1) * (x @ w3) )      w1 = gate_proj.T, w3 = up_proj.T, w2 = down_proj.T (HF names)
+
+decode:  linear(w1), linear(w3) → reduce-scatter both over mesh columns (axis 1) → mul(act(w1_out), w3_out)
+         → all-gather over axis 1 → linear(w2) → all-reduce over mesh rows (axis 0: reduce-scatter + all-gather)
+prefill: [reshape to chunks of prefill_len_cutoff rows] → the same with DRAM outputs → reshape to (1, 1, seq_len, ·)
+
+Layout (TTTv1 TG): the input is split along ``dim`` over mesh columns; w1/w3 split ``hidden`` over mesh rows and
+``dim`` over columns, w2 the transpose. The first matmuls leave partial sums over the columns, reduced before the
+gate; the second leaves partial sums over the rows, all-reduced at the end, so the output is split along ``dim``
+over the columns like the input. Defaults follow upstream MLP2D (program configs left to ttnn, bfloat8_b weights
+and CCL dtype, HiFi2 matmuls).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import ttnn
+
+from models.common.modules import program_configs as pc
+from models.common.modules import tt_ccl as ccl
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
+from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.mlp.mlp_1d import default_prefill_len_cutoff, swiglu_gate
+from models.common.modules.module_config import ResolvableConfig
+
+TWO_D_MESHES = ((8, 4), (4, 8))
+ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
+# TTTv1 TG all-gathers over columns with 2 links (num_all_gather_links = 2 on Galaxy).
+GALAXY_ALL_GATHER_LINKS = 2
+
+
+@dataclass(frozen=True)
+class MLP2DConfig(ResolvableConfig):
+    """Everything MLP2D decides; ``None`` fields are derived by the ``default_*`` methods below."""
+
+    w1: LazyWeight  # (dim, hidden_dim): gate_proj.weight.T
+    w2: LazyWeight  # (hidden_dim, dim): down_proj.weight.T
+    w3: LazyWeight  # (dim, hidden_dim): up_proj.weight.T
+    # mesh and CCL
+    mesh_device: Any = None
+    tt_ccl: Any = None
+    topology: ttnn.Topology | None = None
+    num_reduce_scatter_links: int = 1
+    num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
+    # math
+    activation: ttnn.UnaryOpType = ttnn.UnaryOpType.SILU
+    activation_dtype: ttnn.DataType | None = None
+    w1_w3_dtype: ttnn.DataType | None = None
+    w2_dtype: ttnn.DataType | None = None
+    ccl_dtype: ttnn.DataType | None = None
+    mul_dtype: ttnn.DataType | None = None
+    ff1_3_compute_kernel_config: Any = None
+    ff2_compute_kernel_config: Any = None
+    # decode (program configs None: ttnn picks, as upstream MLP2D below dim 8192)
+    decode_input_memcfg: ttnn.MemoryConfig | None = None
+    decode_w1_w3_prg_config: Any = None
+    decode_w2_prg_config: Any = None
+    decode_output_memcfg: ttnn.MemoryConfig | None = None
+    # prefill
+    prefill_input_memcfg: ttnn.MemoryConfig | None = None
+    prefill_len_cutoff: int | None = None
+    prefill_w1_w3_prg_config: Callable[[int], Any] | None = None
+    prefill_w2_prg_config: Callable[[int], Any] | None = None
+
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"activation_dtype", "decode_w1_w3_prg_config", "decode_w2_prg_config"}
+    )
+
+    @property
+    def dim(self) -> int:
+        return self.w1.shape[-2]
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.w1.shape[-1]
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh_device.get_num_devices()
+
+    def default_mesh_device(self):
+        return self.w1.device or ttnn.GetDefaultDevice()
+
+    def default_tt_ccl(self):
+        return ccl.get_tt_ccl(self.mesh_device)
+
+    def default_topology(self):
+        return ccl.default_topology(self.mesh_device)
+
+    def default_w1_w3_dtype(self):
+        return ttnn.bfloat8_b
+
+    def default_w2_dtype(self):
+        return ttnn.bfloat8_b
+
+    def default_ccl_dtype(self):
+        return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
+
+    def default_mul_dtype(self):
+        return self.activation_dtype or ttnn.bfloat8_b
+
+    def default_ff1_3_compute_kernel_config(self):
+        return pc.hifi2_fp16_compute_kernel_config()
+
+    def default_ff2_compute_kernel_config(self):
+        return pc.hifi2_fp16_compute_kernel_config()
+
+    def default_decode_input_memcfg(self):
+        return ttnn.L1_MEMORY_CONFIG
+
+    def default_decode_output_memcfg(self):
+        return ttnn.L1_MEMORY_CONFIG
+
+    def default_prefill_input_memcfg(self):
+        return ttnn.DRAM_MEMORY_CONFIG
+
+    def default_prefill_len_cutoff(self):
+        return default_prefill_len_cutoff(self.dim, self.hidden_dim, self.num_devices)
+
+    def default_prefill_w1_w3_prg_config(self):
+        return _ttnn_picks
+
+    def default_prefill_w2_prg_config(self):
+        return _ttnn_picks
+
+
+class MLP2D(LightweightModule):
+    """SwiGLU MLP on a Galaxy mesh. ``MLP2D(w1, w2, w3)``, ``MLP2D.from_config(cfg)``."""
+
+    def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
+        self.__init_from_config(MLP2DConfig(w1=w1, w2=w2, w3=w3, **overrides))
+
+    @classmethod
+    def from_config(cls, config: MLP2DConfig) -> "MLP2D":
+        module = cls.__new__(cls)
+        module.__init_from_config(config)
+        return module
+
+    def __init_from_config(self, config: MLP2DConfig) -> None:
+        cfg = config.resolve()
+        shape = tuple(cfg.mesh_device.shape)
+        if shape not in TWO_D_MESHES:
+            raise ValueError(f"MLP2D runs on Galaxy meshes {TWO_D_MESHES}, not {shape}; use MLP1D on 1D meshes")
+        common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        w1_w3 = dict(dtype=cfg.w1_w3_dtype, mesh_mapping=MeshMapping.shard_2d(-1, -2), **common)
+        self.config = cfg
+        self.weights = {
+            "w1": resolve_lazy_weight(cfg.w1, **w1_w3),
+            "w3": resolve_lazy_weight(cfg.w3, **w1_w3),
+            "w2": resolve_lazy_weight(cfg.w2, dtype=cfg.w2_dtype, mesh_mapping=MeshMapping.shard_2d(-2, -1), **common),
+        }
+        self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
+        self._input_mapping = MeshMapping.shard_2d(None, -1)
+
+    # --- forwards --------------------------------------------------------------------------------------------
+    def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
+        """x: [1, 1, 32, dim / mesh columns] per device; consumed. Returns the same layout."""
+        cfg = self.config
+        x = self._load(x, cfg.decode_input_memcfg)
+        w2_in = self._ff1_gate(x, cfg.decode_w1_w3_prg_config, ttnn.L1_MEMORY_CONFIG)
+        w2_out = self._linear(w2_in, self.w2, cfg.decode_w2_prg_config, cfg.ff2_compute_kernel_config, cfg.ccl_dtype)
+        ttnn.deallocate(w2_in)
+        return self._all_reduce_rows(w2_out, cfg.decode_output_memcfg)
+
+    def prefill_forward(self, x: ttnn.Tensor | LazyWeight, seq_len: int) -> ttnn.Tensor:
+        """x: [1, 1, seq_len, dim / mesh columns] per device in DRAM; consumed. Returns the same layout."""
+        cfg = self.config
+        x = self._load(x, cfg.prefill_input_memcfg)
+        if seq_len >= cfg.prefill_len_cutoff:  # runtime: long sequences run as chunks of cutoff rows
+            if seq_len % cfg.prefill_len_cutoff:
+                raise ValueError(f"prefill seq_len {seq_len} must be a multiple of {cfg.prefill_len_cutoff}")
+            x = ttnn.reshape(x, [1, seq_len // cfg.prefill_len_cutoff, cfg.prefill_len_cutoff, -1])
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        w2_in = self._ff1_gate(x, cfg.prefill_w1_w3_prg_config(seq_len), dram)
+        pc2 = cfg.prefill_w2_prg_config(seq_len)
+        w2_out = self._linear(w2_in, self.w2, pc2, cfg.ff2_compute_kernel_config, cfg.ccl_dtype, dram)
+        ttnn.deallocate(w2_in)
+        w2_out = ttnn.reshape(w2_out, [1, 1, seq_len, w2_out.shape[-1]])
+        return self._all_reduce_rows(w2_out, dram)
+
+    def forward(self, x, mode: str, seq_len: int | None = None) -> ttnn.Tensor:
+        """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
+        return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
+
+    # --- steps shared by both forwards -----------------------------------------------------------------------
+    def _load(self, x, memory_config):
+        if isinstance(x, LazyWeight):
+            x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
+        return load_input_device_tensor(x, memory_config=memory_config, mesh_device=self.config.mesh_device)
+
+    def _ff1_gate(self, x, program_config, memory_config):
+        """w1, w3 → reduce-scatter over columns → act(w1_out) * w3_out → all-gather over columns."""
+        cfg = self.config
+        kernel = cfg.ff1_3_compute_kernel_config
+        w1_out = self._linear(x, self.w1, program_config, kernel, cfg.ccl_dtype, memory_config)
+        w3_out = self._linear(x, self.w3, program_config, kernel, cfg.ccl_dtype, memory_config)
+        ttnn.deallocate(x)
+        w1_out = self._reduce_scatter(w1_out, COL_AXIS, memory_config)
+        w3_out = self._reduce_scatter(w3_out, COL_AXIS, memory_config)
+        gated = swiglu_gate(w1_out, w3_out, cfg.activation, cfg.mul_dtype)
+        out = ccl.all_gather(
+            cfg.tt_ccl,
+            gated,
+            dim=3,
+            memory_config=memory_config,
+            topology=ttnn.Topology.Linear,
+            num_links=cfg.num_all_gather_links,
+            cluster_axis=COL_AXIS,
+        )
+        ttnn.deallocate(gated)
+        return out
+
+    def _linear(self, x, weight, program_config, compute_kernel_config, dtype, memory_config=None):
+        return ttnn.linear(
+            x,
+            weight,
+            dtype=dtype,
+            program_config=program_config,
+            compute_kernel_config=compute_kernel_config,
+            memory_config=memory_config or ttnn.L1_MEMORY_CONFIG,
+        )
+
+    def _reduce_scatter(self, x, cluster_axis, memory_config):
+        cfg = self.config
+        out = ccl.reduce_scatter(
+            cfg.tt_ccl,
+            x,
+            dim=3,
+            memory_config=memory_config,
+            topology=ttnn.Topology.Linear,
+            num_links=cfg.num_reduce_scatter_links,
+            cluster_axis=cluster_axis,
+        )
+        ttnn.deallocate(x)
+        return out
+
+    def _all_reduce_rows(self, x, memory_config):
+        """Sum the partial outputs over mesh rows: reduce-scatter then all-gather along ``dim`` (TTTv1 composite)."""
+        cfg = self.config
+        scattered = self._reduce_scatter(x, ROW_AXIS, memory_config)
+        out = ccl.all_gather(
+            cfg.tt_ccl,
+            scattered,
+            dim=3,
+            memory_config=memory_config,
+            topology=ttnn.Topology.Linear,
+            num_links=cfg.num_all_gather_links,
+            cluster_axis=ROW_AXIS,
+        )
+        ttnn.deallocate(scattered)
+        return out
+
+
+def _ttnn_picks(seq_len: int) -> None:
+    """Prefill program config: none given, ttnn chooses (upstream MLP2D default)."""
+    return None
