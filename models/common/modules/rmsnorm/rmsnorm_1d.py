@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: Apache-2.0
+"""RMSNorm1D: RMS normalisation on 1D meshes (1x1, 1x2, 1x8), TTTv1's RMSNorm + DistributedNorm in one module.
+
+    RMSNorm(x) = x / sqrt(mean(x², last dim) + eps) * weight
+
+The residual stream on a multi-device 1D mesh is width-fractured (each device holds 1/N of ``dim``, as the MLP's
+and attention's reduce-scatter leave it); ``input_fractured`` says so, and the norm returns the full-width
+normalised activation the next module takes. Variants, chosen once in ``__init__``:
+
+decode   sharded:     [all-gather the fractured input] → rms_norm (width-sharded in L1, sharded program config)
+decode   interleaved: rms_norm on an interleaved tensor (e.g. per-head q/k norms)
+prefill  local:       [all-gather the fractured input] → rms_norm (DRAM)
+prefill  distributed: rms_norm_pre_all_gather → all-gather the statistics → rms_norm_post_all_gather with the
+                      weight slice of each device → all-gather the output (TTTv1 for dim > 4096)
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import ttnn
+
+from models.common.modules import program_configs as pc
+from models.common.modules import tt_ccl as ccl
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
+from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.module_config import ResolvableConfig
+from models.common.tensor_utils import TILE_SIZE
+
+ONE_D_MESHES = ((1, 1), (1, 2), (1, 8), (1, 4), (2, 4))
+DEFAULT_EPS = 1e-5  # TTTv1 RMSNorm default
+DISTRIBUTED_PREFILL_MIN_DIM = 4096  # TTTv1 is_distributed_norm: prefill is distributed when dim > 4096
+STATS_GATHER_LINKS = 1  # TTTv1 tt_distributed_rmsnorm gathers the statistics over 1 link
+NORM_GATHER_LINKS = 1  # TTTv1 DistributedNorm all-gathers the residual over 1 link
+
+
+@dataclass(frozen=True)
+class RMSNorm1DConfig(ResolvableConfig):
+    """Everything RMSNorm1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
+
+    weight: LazyWeight  # (dim,) as in HF ``*_layernorm.weight``
+    mesh_device: Any = None
+    tt_ccl: Any = None
+    topology: ttnn.Topology | None = None
+    eps: float = DEFAULT_EPS
+    add_unit_offset: bool = False  # Gemma-style weights: scale by (1 + weight)
+    max_batch_size: int = 32
+    input_fractured: bool | None = None  # input width-split over the devices (the TTTv1 residual stream)
+    decode_sharded: bool = True  # decode input/output width-sharded in L1 (False: interleaved, e.g. q/k norm)
+    prefill_distributed: bool | None = None
+    compute_kernel_config: Any = None
+    decode_core_grid: ttnn.CoreGrid | None = None  # shard grid; give the consumer's input grid to feed it directly
+    decode_program_config: Any = None
+    decode_memcfg: ttnn.MemoryConfig | None = None  # decode output (= sharded input after any gather)
+    decode_input_memcfg: ttnn.MemoryConfig | None = None
+    prefill_input_memcfg: ttnn.MemoryConfig | None = None
+
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"topology", "decode_program_config"})
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.weight.shape)
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh_device.get_num_devices()
+
+    @property
+    def tile_padded_batch_rows(self) -> int:
+        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
+
+    def default_mesh_device(self):
+        return self.weight.device or ttnn.GetDefaultDevice()
+
+    def default_tt_ccl(self):
+        return ccl.get_tt_ccl(self.mesh_device)
+
+    def default_topology(self):
+        return ccl.default_topology(self.mesh_device)
+
+    def default_input_fractured(self):
+        return self.num_devices > 1
+
+    def default_prefill_distributed(self):
+        return self.input_fractured and self.dim > DISTRIBUTED_PREFILL_MIN_DIM
+
+    def default_compute_kernel_config(self):
+        return pc.rmsnorm_compute_kernel_config()
+
+    def default_decode_core_grid(self):
+        return pc.dram_shard_core_grid_for_k(self.dim)
+
+    def default_decode_program_config(self):
+        if not self.decode_sharded:
+            return None
+        return pc.create_sharded_norm_config(self.decode_core_grid, self.dim, self.tile_padded_batch_rows)
+
+    def default_decode_memcfg(self):
+        if not self.decode_sharded:
+            return ttnn.L1_MEMORY_CONFIG
+        grid = self.decode_core_grid
+        return pc.width_sharded_l1_memcfg((self.tile_padded_batch_rows, self.dim // grid.num_cores), grid)
+
+    def default_decode_input_memcfg(self):
+        if not self.input_fractured:
+            return self.decode_memcfg
+        return pc.decode_residual_memcfg(self.dim, self.num_devices, self.tile_padded_batch_rows)
+
+    def default_prefill_input_memcfg(self):
+        return ttnn.DRAM_MEMORY_CONFIG
+
+
+class RMSNorm1D(LightweightModule):
+    """RMSNorm on a 1D mesh. ``RMSNorm1D(weight)``, ``RMSNorm1D.from_config(cfg)``, ``from_model_args(...)``."""
+
+    def __init__(self, weight: LazyWeight, **overrides):
+        self.__init_from_config(RMSNorm1DConfig(weight=weight, **overrides))
+
+    @classmethod
+    def from_config(cls, config: RMSNorm1DConfig) -> "RMSNorm1D":
+        module = cls.__new__(cls)
+        module.__init_from_config(config)
+        return module
+
+    def __init_from_config(self, config: RMSNorm1DConfig) -> None:
+        cfg = config.resolve()
+        shape = tuple(cfg.mesh_device.shape)
+        if shape not in ONE_D_MESHES:
+            raise ValueError(f"RMSNorm1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; Galaxy needs a 2D norm")
+        if cfg.dim % TILE_SIZE:
+            raise ValueError(f"RMSNorm1D weight has {cfg.dim} elements; it must be a multiple of {TILE_SIZE}")
+        if cfg.input_fractured and cfg.dim % (cfg.num_devices * TILE_SIZE):
+            raise ValueError(f"dim {cfg.dim} cannot be width-split into whole tiles over {cfg.num_devices} devices")
+        self.config = cfg
+        rows = (1, 1, cfg.dim // TILE_SIZE, TILE_SIZE)  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim/32, 32]
+        offset = 1.0 if cfg.add_unit_offset else 0.0
+
+        def gamma():
+            return cfg.weight.host_tensor().reshape(rows) + offset
+
+        common = dict(dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        common["device"] = cfg.mesh_device
+        weight = LazyWeight(gamma, mesh_mapping=MeshMapping.replicate(), **common, **_cache(cfg.weight, "gamma"))
+        self.weight = weight.get_device_weight()
+        self._gather = self._all_gather if cfg.input_fractured else _identity
+        self.decode_forward = self._decode_sharded if cfg.decode_sharded else self._decode_interleaved
+        self.prefill_forward = self._prefill_distributed if cfg.prefill_distributed else self._prefill_local
+        if cfg.prefill_distributed:
+            sliced = LazyWeight(gamma, mesh_mapping=MeshMapping.shard(2), **common, **_cache(cfg.weight, "gamma_dist"))
+            self.weight_distributed = sliced.get_device_weight()
+
+    # --- forwards (one of each pair is bound as decode_forward / prefill_forward) ---------------------------
+    def _decode_sharded(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
+        """x: [1, 1, 32, dim (/ devices if fractured)] → [1, 1, 32, dim] width-sharded in ``decode_memcfg``."""
+        cfg = self.config
+        x = self._load(x, cfg.decode_input_memcfg)
+        x = self._gather(x, cfg.decode_memcfg)
+        return ttnn.rms_norm(
+            x,
+            epsilon=cfg.eps,
+            weight=self.weight,
+            program_config=cfg.decode_program_config,
+            memory_config=cfg.decode_memcfg,
+            compute_kernel_config=cfg.compute_kernel_config,
+        )
+
+    def _decode_interleaved(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
+        """x: interleaved [..., dim (/ devices if fractured)] → interleaved [..., dim] in ``decode_memcfg``."""
+        cfg = self.config
+        x = self._gather(self._load(x, cfg.decode_input_memcfg), cfg.decode_memcfg)
+        return self._norm_interleaved(x, cfg.decode_memcfg)
+
+    def _prefill_local(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
+        """x: [1, 1, seq_len, dim (/ devices if fractured)] in DRAM → [1, 1, seq_len, dim] in DRAM."""
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        x = self._gather(self._load(x, self.config.prefill_input_memcfg), dram)
+        return self._norm_interleaved(x, dram)
+
+    def _prefill_distributed(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
+        """x: [1, 1, seq_len, dim / devices] in DRAM → statistics all-gathered → [1, 1, seq_len, dim] in DRAM."""
+        cfg = self.config
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        x = self._load(x, cfg.prefill_input_memcfg)
+        stats = ttnn.rms_norm_pre_all_gather(x, compute_kernel_config=cfg.compute_kernel_config, dtype=ttnn.bfloat16)
+        gathered = ccl.all_gather(
+            cfg.tt_ccl, stats, dim=3, memory_config=dram, topology=cfg.topology, num_links=STATS_GATHER_LINKS
+        )
+        ttnn.deallocate(stats)
+        out = ttnn.rms_norm_post_all_gather(
+            x,
+            gathered,
+            epsilon=cfg.eps,
+            weight=self.weight_distributed,
+            compute_kernel_config=cfg.compute_kernel_config,
+        )
+        ttnn.deallocate(gathered)
+        return self._all_gather(out, dram)
+
+    def forward(self, x, mode: str) -> ttnn.Tensor:
+        """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
+        return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x)
+
+    # --- steps -----------------------------------------------------------------------------------------------
+    def _load(self, x, memory_config):
+        if isinstance(x, LazyWeight) and self.config.input_fractured:
+            x = resolve_lazy_weight(x, mesh_mapping=MeshMapping.shard(-1))
+        return load_input_device_tensor(x, memory_config=memory_config, mesh_device=self.config.mesh_device)
+
+    def _norm_interleaved(self, x, memory_config):
+        cfg = self.config
+        return ttnn.rms_norm(
+            x,
+            epsilon=cfg.eps,
+            weight=self.weight,
+            memory_config=memory_config,
+            compute_kernel_config=cfg.compute_kernel_config,
+        )
+
+    def _all_gather(self, x, memory_config):
+        cfg = self.config
+        out = ccl.all_gather(
+            cfg.tt_ccl, x, dim=3, memory_config=memory_config, topology=cfg.topology, num_links=NORM_GATHER_LINKS
+        )
+        ttnn.deallocate(x)
+        return out
+
+
+def _cache(weight: LazyWeight, suffix: str) -> dict:
+    """Cache the converted gamma next to the weight's own cache entry, if the weight is cached."""
+    if weight.cache_dir is None:
+        return {}
+    return {"cache_dir": weight.cache_dir, "cache_name": f"{weight.cache_name}.{suffix}"}
+
+
+def _identity(x, memory_config=None):
+    return x
