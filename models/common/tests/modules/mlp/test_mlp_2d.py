@@ -30,6 +30,20 @@ def test_defaults_follow_upstream_mlp2d():
     assert cfg.prefill_len_cutoff == 1024
 
 
+_built: dict = {}
+
+
+def _mlp_for(mesh, dims):
+    """One MLP2D (and its host weights) per mesh and model dims, shared by that mesh's cases: weight conversion
+    for 70B-sized weights dominates the test time otherwise."""
+    key = (id(mesh), dims)
+    if key not in _built:
+        weights = _weights(*dims)
+        _built.clear()  # keep one model's weights alive at a time
+        _built[key] = (MLP2D(*(LazyWeight(w) for w in weights), mesh_device=mesh), weights)
+    return _built[key]
+
+
 def _reference(x, w1, w2, w3):
     return (torch.nn.functional.silu(x @ w1) * (x @ w3)) @ w2
 
@@ -48,9 +62,8 @@ CASES = [
 def test_mlp_2d_forward(ttnn_mesh_device, dims, mode, seq_len, reference_check):
     mesh = ttnn_mesh_device
     rows, cols = tuple(mesh.shape)
-    dim, hidden = dims
-    w1, w2, w3 = _weights(dim, hidden)
-    mlp = MLP2D(LazyWeight(w1), LazyWeight(w2), LazyWeight(w3), mesh_device=mesh)
+    dim = dims[0]
+    mlp, (w1, w2, w3) = _mlp_for(mesh, dims)
     x = torch.randn(1, 1, seq_len, dim)
     forward = mlp.decode_forward if mode == "decode" else lambda t: mlp.prefill_forward(t, seq_len)
     out = forward(LazyWeight(x))
