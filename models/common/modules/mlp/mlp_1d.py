@@ -142,18 +142,20 @@ class MLP1DConfig(ResolvableConfig):
     def default_w2_memcfg(self):
         return pc.create_dram_sharded_mem_config(self.hidden_per_device, self.dim, self.mesh_device.dram_grid_size())
 
-    def _mlp1_core_grid(self):
+    @property
+    def decode_input_core_grid(self) -> ttnn.CoreGrid:
+        """Cores the decode input is width-sharded over (give it to the norm that feeds this MLP)."""
         return pc.dram_shard_core_grid_for_k_and_n(self.dim, self.hidden_per_device)
 
     def _mlp2_core_grid(self):
         return pc.dram_shard_core_grid_for_k_and_n(self.hidden_per_device, self.dim)
 
     def default_decode_input_memcfg(self):
-        grid = self._mlp1_core_grid()
+        grid = self.decode_input_core_grid
         return pc.width_sharded_l1_memcfg((self.tile_padded_batch_rows, self.dim // grid.num_cores), grid)
 
     def default_decode_w1_w3_prg_config(self):
-        num_cores = self._mlp1_core_grid().num_cores
+        num_cores = self.decode_input_core_grid.num_cores
         return pc.dram_matmul_config(self.tile_padded_batch_rows, self.dim, self.hidden_per_device, num_cores)
 
     def default_decode_mlp2_input_memcfg(self):
