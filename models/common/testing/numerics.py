@@ -2,17 +2,22 @@
 """Comparing a module's output against a reference, honestly per device tier.
 
 On hardware and ttsim the output holds real numbers: the PCC is computed and asserted. On a mock device
-read-back is zeros, so only the shape is asserted and the comparison is counted as *not checked*; the pytest
-summary reports the counts (``numerics: N compared on device, M not checked``). A PCC is never invented.
+read-back is zeros; with shadow execution on (``models/common/testing/shadow``, the ``ttnn_mesh_device`` fixture
+turns it on) the output holds the host golden values instead, and the PCC is computed and asserted against the same
+threshold (*compared (shadow)*). Otherwise only the shape is asserted and the comparison is counted as *not
+checked*. The pytest summary reports the counts (``numerics: N compared on device, S compared (shadow), M not
+checked``). A PCC is never invented.
 """
 
 import torch
 
 from models.common.devices import HARDWARE, TTSIM
+from models.common.testing.shadow import session as shadow
 
 NUMERICS_PROPERTY = "tttv2_numerics"  # key of the user property a test report carries its comparisons in
-DEVICE, UNCHECKED = "compared on device", "not checked (mock device: read-back is zeros)"
-OUTCOMES = (DEVICE, UNCHECKED)
+DEVICE, SHADOW = "compared on device", "compared (shadow)"
+UNCHECKED = "not checked (mock device: read-back is zeros)"
+OUTCOMES = (DEVICE, SHADOW, UNCHECKED)
 
 
 def pcc(expected: torch.Tensor, actual: torch.Tensor) -> float:
@@ -40,12 +45,16 @@ class ReferenceCheck:
         assert tuple(output.shape) == tuple(reference.shape), (
             f"output shape {tuple(output.shape)} != reference shape {tuple(reference.shape)}"
         )
-        if self.tier not in (HARDWARE, TTSIM):
+        if self.tier in (HARDWARE, TTSIM):
+            outcome = DEVICE
+        elif shadow.is_active():  # the output was read back from shadow goldens (unshadowed reads raise)
+            outcome = SHADOW
+        else:
             self._record(UNCHECKED)
             return None
         value = pcc(reference, output)
-        self._record(DEVICE)
-        assert value >= min_pcc, f"PCC {value:.6f} < {min_pcc} ({self.tier})"
+        self._record(outcome)
+        assert value >= min_pcc, f"PCC {value:.6f} < {min_pcc} ({outcome}, {self.tier})"
         return value
 
     def _record(self, outcome: str) -> None:

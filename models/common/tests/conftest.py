@@ -9,9 +9,12 @@ Use a mesh by indirect parametrisation::
 A param is a mesh shape tuple, or a dict ``{"mesh_shape": (r, c), **open_mesh_device kwargs}``. On the mock tier
 each mesh runs on the mock system that has it (N150, N300, T3K, Galaxy), one child pytest per system (see
 ``models/common/testing/cluster_dispatch.py``). A mesh that the device at hand cannot hold is skipped: the
-only skip this suite allows. Slow cases (``@pytest.mark.slow``) run with ``--full-sweep``.
+only skip this suite allows. Slow cases (``@pytest.mark.slow``) run with ``--full-sweep``. On the mock tier the
+fixture also turns on shadow execution (``models/common/testing/shadow``) while the mesh is open, so
+``reference_check`` compares host-golden values instead of the mock's zeros.
 """
 
+import contextlib
 import os
 
 from models.common import devices
@@ -21,6 +24,7 @@ devices.apply_environment_defaults()  # before ttnn is imported anywhere in this
 import pytest  # noqa: E402
 
 from models.common.testing import cluster_dispatch, numerics  # noqa: E402
+from models.common.testing.shadow.session import shadow_execution  # noqa: E402
 
 TIER = devices.detect_tier()
 IS_CHILD = bool(os.environ.get(cluster_dispatch.REPORT_FILE_ENV))
@@ -89,11 +93,12 @@ def ttnn_mesh_device(request):
     if not devices.mesh_fits(mesh_shape, system_shape):
         pytest.skip(f"a {mesh_shape[0]}x{mesh_shape[1]} mesh cannot exist on this {TIER} system {system_shape}")
     mesh = devices.open_mesh(mesh_shape, **open_kwargs)
-    yield mesh
+    with shadow_execution() if TIER == devices.MOCK else contextlib.nullcontext():
+        yield mesh
     devices.close_mesh(mesh)
 
 
 @pytest.fixture
 def reference_check(request) -> numerics.ReferenceCheck:
-    """``reference_check(reference, output, min_pcc)``: PCC on real devices, recorded as not checked on mock."""
+    """``reference_check(reference, output, min_pcc)``: PCC on real devices and on shadowed mock meshes."""
     return numerics.ReferenceCheck(TIER, request.node.user_properties)

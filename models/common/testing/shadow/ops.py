@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Goldens of the per-device ops: data movement, matmul, eltwise, normalisation, embedding.
+
+ttnn 0.81.1's own goldens (``ttnn.get_golden_function``) are used wherever they exist; the rest are identities
+on values (memory-config, sharding and dtype moves change storage, not numbers; the storage rounding is applied
+by the shadow from the predicted output dtype).
+"""
+
+import ttnn
+
+from models.common.testing.shadow.registry import (
+    OpSpec,
+    argument,
+    dtype_from,
+    input_dtype,
+    layout_from,
+    ttnn_golden,
+)
+from models.common.testing.shadow.tensor import tile_padded
+
+
+def identity(x, *args, **kwargs):
+    return x
+
+
+def reshape(x, shape, *args, **kwargs):
+    return ttnn.get_golden_function(ttnn.reshape)(x, tuple(shape))
+
+
+def reshape_padded(args, kwargs, shape, layout):
+    """``ttnn.reshape(x, shape, padded_shape)`` keeps the padded shape it is given."""
+    padded = argument(args, kwargs, "padded_shape", 2)
+    return tile_padded(shape, layout) if padded is None else tuple(padded)
+
+
+def concat(tensors, dim=0, *args, **kwargs):
+    return ttnn.get_golden_function(ttnn.concat)(list(tensors), dim)
+
+
+def concat_dtype(args, kwargs, first):
+    return argument(args, kwargs, "tensors", 0)[0].golden.dtype
+
+
+def slice_(x, starts, ends, steps=None, *args, **kwargs):
+    return ttnn.get_golden_function(ttnn.slice)(x, list(starts), list(ends), None if steps is None else list(steps))
+
+
+def embedding(indices, weight, *args, **kwargs):
+    return ttnn.get_golden_function(ttnn.embedding)(indices, weight.reshape(-1, weight.shape[-1]))
+
+
+def embedding_dtype(args, kwargs, first):
+    """``dtype=`` if given, else the weight's (not the indices') dtype."""
+    dtype = argument(args, kwargs, "dtype")
+    return input_dtype(1)(args, kwargs, first) if dtype is None else dtype
+
+
+_ELTWISE_DROP = ("memory_config", "output_tensor", "queue_id", "use_legacy", "sub_core_grids")
+
+TABLE = {
+    # storage moves: values unchanged, possibly a new dtype
+    "ttnn.to_memory_config": OpSpec(identity),
+    "ttnn.interleaved_to_sharded": OpSpec(identity, dtype=dtype_from("output_dtype", 3)),
+    "ttnn.sharded_to_interleaved": OpSpec(identity, dtype=dtype_from("output_dtype", 2)),
+    "ttnn.typecast": OpSpec(identity, dtype=dtype_from("dtype", 1)),
+    "ttnn.to_layout": OpSpec(identity, layout=layout_from("layout", 1)),
+    "ttnn.clone": OpSpec(identity),
+    # shape ops
+    "ttnn.reshape": OpSpec(reshape, padded=reshape_padded),
+    "ttnn.permute": OpSpec(ttnn_golden(ttnn.permute)),
+    "ttnn.slice": OpSpec(slice_),
+    "ttnn.concat": OpSpec(concat, dtype=concat_dtype, layout=lambda args, kwargs, first: args[0][0].golden.layout),
+    # math
+    "ttnn.linear": OpSpec(ttnn_golden(ttnn.linear)),
+    "ttnn.matmul": OpSpec(ttnn_golden(ttnn.matmul)),
+    "ttnn.mul": OpSpec(ttnn_golden(ttnn.mul, drop=_ELTWISE_DROP)),
+    "ttnn.multiply": OpSpec(ttnn_golden(ttnn.multiply, drop=_ELTWISE_DROP)),
+    "ttnn.add": OpSpec(ttnn_golden(ttnn.add, drop=_ELTWISE_DROP)),
+    "ttnn.sub": OpSpec(ttnn_golden(ttnn.sub, drop=_ELTWISE_DROP)),
+    "ttnn.subtract": OpSpec(ttnn_golden(ttnn.subtract, drop=_ELTWISE_DROP)),
+    "ttnn.silu": OpSpec(ttnn_golden(ttnn.silu, drop=_ELTWISE_DROP)),
+    "ttnn.gelu": OpSpec(ttnn_golden(ttnn.gelu, drop=_ELTWISE_DROP)),
+    "ttnn.softmax": OpSpec(ttnn_golden(ttnn.softmax)),
+    "ttnn.rms_norm": OpSpec(ttnn_golden(ttnn.rms_norm)),
+    "ttnn.rms_norm_pre_all_gather": OpSpec(
+        ttnn_golden(ttnn.rms_norm_pre_all_gather), dtype=dtype_from(default=ttnn.bfloat16)
+    ),
+    "ttnn.rms_norm_post_all_gather": OpSpec(ttnn_golden(ttnn.rms_norm_post_all_gather)),
+    "ttnn.embedding": OpSpec(
+        embedding,
+        dtype=embedding_dtype,
+        layout=lambda args, kwargs, first: argument(args, kwargs, "layout", default=args[1].golden.layout),
+    ),
+}

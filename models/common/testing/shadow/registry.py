@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: Apache-2.0
+"""How one ttnn op is shadowed: its golden and the output dtype / layout / padded shape it predicts.
+
+A golden is a small function on torch tensors. ``mesh=False`` (most ops): it is called once per device with that
+device's values in place of each shadow tensor. ``mesh=True`` (CCLs): it is called once with a list of every
+device's values per shadow tensor and ``mesh_shape=``, and returns a list with one result per device.
+Rules take ``(args, kwargs, first)``: the call's arguments and the first shadow input's :class:`Golden`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ttnn
+
+from models.common.testing.shadow.tensor import tile_padded
+
+
+def argument(args, kwargs, name: str, position: int | None = None, default=None):
+    """A call argument given by keyword or at ``position``; ``default`` when absent or None."""
+    value = kwargs.get(name)
+    if value is None and position is not None and len(args) > position:
+        value = args[position]
+    return default if value is None else value
+
+
+def dtype_from(name: str = "dtype", position: int | None = None, default=None) -> Callable:
+    """Output dtype: the ``name`` argument, else ``default``, else the first input's dtype."""
+
+    def rule(args, kwargs, first):
+        value = argument(args, kwargs, name, position, default)
+        return first.dtype if value is None else value
+
+    return rule
+
+
+def input_dtype(position: int) -> Callable:
+    """Output dtype: the dtype of the tensor argument at ``position`` (e.g. embedding's weight)."""
+    return lambda args, kwargs, first: args[position].golden.dtype
+
+
+def layout_from(name: str, position: int | None = None, default=None) -> Callable:
+    def rule(args, kwargs, first):
+        value = argument(args, kwargs, name, position, default)
+        return first.layout if value is None else value
+
+    return rule
+
+
+DEFAULT_DTYPE = dtype_from()  # ``dtype=`` if given, else the first input's dtype
+
+
+def same_layout(args, kwargs, first):
+    return first.layout
+
+
+def padded_by_layout(args, kwargs, shape, layout):
+    return tile_padded(shape, layout)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    golden: Callable
+    mesh: bool = False  # the golden sees every device at once (collectives)
+    dtype: Callable = DEFAULT_DTYPE
+    layout: Callable = same_layout
+    padded: Callable = padded_by_layout  # (args, kwargs, logical shape, layout) -> padded shape
+    inplace: int | None = None  # position of the argument the op writes into (caches); its golden is replaced
+
+
+def ttnn_golden(op, *, drop: tuple[str, ...] = ()) -> Callable:
+    """ttnn's own golden for ``op`` (``ttnn.get_golden_function``), minus keyword arguments it cannot take and
+    ``dtype`` (the shadow rounds every output to its dtype once; block-float rounding is its main host cost)."""
+    golden = ttnn.get_golden_function(op)
+    dropped = {"dtype", *drop}
+
+    def call(*args, **kwargs):
+        return golden(*args, **{k: v for k, v in kwargs.items() if k not in dropped})
+
+    return call

@@ -1,0 +1,262 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shadow execution: run every ttnn call twice, on the (mock) device and as a host golden per device.
+
+Usage::
+
+    with shadow_execution():
+        x = ttnn.from_torch(t, device=mesh, ...)  # a ShadowTensor: device tensor + per-device golden values
+        y = module.decode_forward(x)
+        ttnn.to_torch(y, mesh_composer=...)        # the golden values, composed like the device result would be
+
+While active, every callable of ``ttnn``, ``ttnn.experimental``, ``ttnn.transformer`` and ``ttnn.kv_cache`` is
+replaced by a dispatcher. A call without shadow tensors runs unchanged. A call with one runs the real op on the
+device tensors (validation, program cache, output shape/layout/memory config as ttnn decides), then the op's
+golden (``registry.OpSpec``) on the host values, rounds them to the output dtype and checks the golden's shape,
+padded shape, dtype and layout against ttnn's result. An op without a golden raises ``ShadowUnsupportedOp``.
+Inputs enter through ``from_torch`` / ``as_tensor`` / ``to_device`` / ``load_tensor`` (host tensors hold real
+data, so a host tensor's values are its golden); values leave through ``to_torch`` / ``from_device``. While
+active, reading a device tensor that has no golden raises instead of returning the mock's zeros.
+Nesting is allowed (the inner context is a no-op); the patches are undone when the outermost context exits.
+"""
+
+import contextlib
+import math
+import types
+
+import ttnn
+
+from models.common.testing.shadow import attention, ccl, ops
+from models.common.testing.shadow.tensor import (
+    Golden,
+    ShadowError,
+    ShadowTensor,
+    ShadowUnsupportedOp,
+    check,
+    host_values,
+    quantize,
+)
+
+NAMESPACES = ("ttnn", "ttnn.experimental", "ttnn.transformer", "ttnn.kv_cache")
+OPS = {**ops.TABLE, **ccl.TABLE, **attention.TABLE}
+_PATCHABLE = (ttnn.decorators.FastOperation, types.FunctionType, types.BuiltinFunctionType)
+_state = {"depth": 0, "patches": []}
+
+
+def is_active() -> bool:
+    return _state["depth"] > 0
+
+
+@contextlib.contextmanager
+def shadow_execution():
+    """Shadow every ttnn call made inside the block (see the module docstring)."""
+    if _state["depth"] == 0:
+        _patch()
+    _state["depth"] += 1
+    try:
+        yield
+    finally:
+        _state["depth"] -= 1
+        if _state["depth"] == 0:
+            _unpatch()
+
+
+def _patch() -> None:
+    for module_name in NAMESPACES:
+        module = _module(module_name)
+        for name in dir(module):
+            value = getattr(module, name)
+            if not name.startswith("_") and (isinstance(value, _PATCHABLE) or type(value).__name__ == "nb_func"):
+                _state["patches"].append((module, name, value))
+                setattr(module, name, _Dispatcher(f"{module_name}.{name}", value))
+
+
+def _unpatch() -> None:
+    for module, name, value in reversed(_state["patches"]):
+        setattr(module, name, value)
+    _state["patches"].clear()
+
+
+def _module(dotted: str):
+    module = ttnn
+    for part in dotted.split(".")[1:]:
+        module = getattr(module, part)
+    return module
+
+
+class _Dispatcher:
+    """Stands in for one ttnn callable; attribute access (``golden_function``, ...) reaches the original."""
+
+    def __init__(self, name: str, original):
+        self.name, self.original = name, original
+
+    def __getattr__(self, item):
+        return getattr(self.original, item)
+
+    def __call__(self, *args, **kwargs):
+        handler = _BOUNDARY.get(self.name)
+        if handler is not None:
+            return handler(self.original, *args, **kwargs)
+        if not any(isinstance(t, ShadowTensor) for t in _tensors((args, kwargs))):
+            return self.original(*args, **kwargs)
+        spec = OPS.get(self.name)
+        if spec is None:
+            raise ShadowUnsupportedOp(self.name)
+        return _run(self.name, spec, self.original, args, kwargs)
+
+
+# --- the generic shadowed call ---------------------------------------------------------------------------------
+def _run(name, spec, original, args, kwargs):
+    shadows = [t for t in _tensors((args, kwargs)) if isinstance(t, ShadowTensor)]
+    first = shadows[0].golden
+    for tensor in _tensors((args, kwargs)):
+        if not isinstance(tensor, ShadowTensor) and ttnn.is_tensor_storage_on_device(tensor):
+            raise ShadowError(f"{name}: an input is a device tensor without shadow values (made outside the shadow)")
+    device_out = original(*_map(args, _device), **_map(kwargs, _device))
+    num_devices = math.prod(first.mesh_shape)
+    if spec.mesh:
+        per_device = spec.golden(*_map(args, _all_values), mesh_shape=first.mesh_shape, **_map(kwargs, _all_values))
+    else:
+        per_device = [
+            spec.golden(*_map(args, _values_of(i)), **_map(kwargs, _values_of(i))) for i in range(num_devices)
+        ]
+    dtype, layout = spec.dtype(args, kwargs, first), spec.layout(args, kwargs, first)
+    if spec.inplace is not None:
+        target = args[spec.inplace]
+        target.golden.shards = [quantize(v, target.golden.dtype) for v in per_device]
+        return check(name, target)
+    if isinstance(device_out, (list, tuple)):
+        outputs = zip(device_out, zip(*per_device, strict=True), strict=True)
+        return type(device_out)(_wrap(name, spec, args, kwargs, d, list(v), dtype, layout, first) for d, v in outputs)
+    return _wrap(name, spec, args, kwargs, device_out, per_device, dtype, layout, first)
+
+
+def _wrap(name, spec, args, kwargs, device, values, dtype, layout, first) -> ShadowTensor:
+    shards = [quantize(v, dtype) for v in values]
+    padded = spec.padded(args, kwargs, tuple(shards[0].shape), layout)
+    return check(name, ShadowTensor(device, Golden(shards, dtype, layout, padded, first.mesh_shape)))
+
+
+def _tensors(obj):
+    """Every ttnn.Tensor (shadow or plain) inside nested args / kwargs."""
+    if isinstance(obj, ShadowTensor) or type(obj) is ttnn.Tensor:
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from _tensors(item)
+
+
+def _map(obj, leaf):
+    """``obj`` with every tensor replaced by ``leaf(tensor)`` (lists, tuples and dicts rebuilt)."""
+    if isinstance(obj, ShadowTensor) or type(obj) is ttnn.Tensor:
+        return leaf(obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map(item, leaf) for item in obj)
+    if isinstance(obj, dict):
+        return {key: _map(item, leaf) for key, item in obj.items()}
+    return obj
+
+
+def _device(tensor):
+    return tensor.device if isinstance(tensor, ShadowTensor) else tensor
+
+
+def _all_values(tensor):
+    if isinstance(tensor, ShadowTensor):
+        return tensor.golden.live_shards("shadow golden")
+    return host_values(tensor, 1)  # a host tensor passed to an op: its data is real
+
+
+def _values_of(index: int):
+    def leaf(tensor):
+        values = _all_values(tensor)
+        return values[index] if len(values) > 1 else values[0]
+
+    return leaf
+
+
+# --- boundary ops: values enter and leave the shadow here ------------------------------------------------------
+def _enter(device_tensor: ttnn.Tensor, host: ttnn.Tensor) -> ShadowTensor:
+    """Wrap a device tensor uploaded from ``host`` (whose data is real) with the host's values."""
+    mesh_shape = tuple(device_tensor.device().shape)
+    values = host_values(host, math.prod(mesh_shape))
+    golden = Golden(values, host.dtype, host.layout, tuple(host.padded_shape), mesh_shape)
+    return check("ttnn.to_device", ShadowTensor(device_tensor, golden))
+
+
+def _from_torch(original, tensor, *args, device=None, memory_config=None, **kwargs):
+    result = original(tensor, *args, device=device, memory_config=memory_config, **kwargs)
+    if device is None:
+        return result  # a host tensor: its data is real
+    return _enter(result, original(tensor, *args, **kwargs))
+
+
+def _as_tensor(original, tensor, *args, device=None, memory_config=None, cache_file_name=None, **kwargs):
+    result = original(
+        tensor, *args, device=device, memory_config=memory_config, cache_file_name=cache_file_name, **kwargs
+    )
+    if device is None:
+        return result
+    return _enter(result, original(tensor, *args, **kwargs))
+
+
+def _to_device(original, tensor, device, *args, **kwargs):
+    if isinstance(tensor, ShadowTensor):
+        raise ShadowError("ttnn.to_device: the tensor is already on device")
+    return _enter(original(tensor, device, *args, **kwargs), tensor)
+
+
+def _load_tensor(original, file_name, *args, device=None, **kwargs):
+    host = original(file_name, *args, **kwargs)
+    return host if device is None else _to_device(_ORIGINAL_TO_DEVICE, host, device)
+
+
+def _from_device(original, tensor, *args, **kwargs):
+    if isinstance(tensor, ShadowTensor):
+        return tensor.golden.to_host()
+    _refuse_unshadowed("ttnn.from_device", tensor)
+    return original(tensor, *args, **kwargs)
+
+
+def _to_torch(original, tensor, *args, **kwargs):
+    if isinstance(tensor, ShadowTensor):
+        return original(tensor.golden.to_host(), *args, **kwargs)
+    _refuse_unshadowed("ttnn.to_torch", tensor)
+    return original(tensor, *args, **kwargs)
+
+
+def _get_device_tensors(original, tensor):
+    if not isinstance(tensor, ShadowTensor):
+        return original(tensor)
+    golden = tensor.golden
+    return [
+        ShadowTensor(device, Golden([values], golden.dtype, golden.layout, golden.padded_shape, (1, 1)))
+        for device, values in zip(original(tensor.device), golden.live_shards("get_device_tensors"), strict=True)
+    ]
+
+
+def _deallocate(original, tensor, *args, **kwargs):
+    if isinstance(tensor, ShadowTensor):
+        tensor.deallocate(*args, **kwargs)
+    else:
+        original(tensor, *args, **kwargs)
+
+
+def _refuse_unshadowed(name: str, tensor) -> None:
+    if ttnn.is_tensor_storage_on_device(tensor):
+        raise ShadowError(f"{name}: a device tensor without shadow values (its mock read-back would be zeros)")
+
+
+_ORIGINAL_TO_DEVICE = ttnn.to_device
+_BOUNDARY = {
+    "ttnn.from_torch": _from_torch,
+    "ttnn.as_tensor": _as_tensor,
+    "ttnn.to_device": _to_device,
+    "ttnn.load_tensor": _load_tensor,
+    "ttnn.from_device": _from_device,
+    "ttnn.to_torch": _to_torch,
+    "ttnn.get_device_tensors": _get_device_tensors,
+    "ttnn.deallocate": _deallocate,
+}
