@@ -14,6 +14,10 @@ MAX_GRID_ROWS = MAX_GRID_COLS = 8  # TTTv1 searches grids within an 8x8 worker b
 TARGET_CORES = 32  # find_grid prefers core counts closest to 32
 MAX_BLOCK_DIVISOR = 8  # find_largest_divisor: in0_block_w and prefill grids are at most 8
 MAX_SUBBLOCK_AREA = 4  # get_out_subblock_w: out_subblock_h * out_subblock_w <= 4 (no fp32 accumulation)
+MAX_1D_SUBBLOCK_AREA = 8  # matmul_1d_config: subblock h * w <= 8 ...
+MAX_1D_SUBBLOCK_AREA_FP32 = 4  # ... or <= 4 with fp32 accumulation
+DEFAULT_1D_GRID = (8, 8)  # matmul_1d_config default CoreGrid(x=8, y=8)
+CORES_PER_ROW = 8  # num_to_corerange / num_to_coregrid fill rows of 8 cores
 
 
 def find_largest_divisor(n: int, max_divisor: int = MAX_BLOCK_DIVISOR) -> int:
@@ -64,10 +68,16 @@ def get_out_subblock_w(per_core_n: int, out_subblock_h: int) -> int:
     )
 
 
-def dram_matmul_config(m: int, k: int, n: int, num_cores: int, fused_activation=None):
-    """DRAM-sharded matmul (decode): activations width-sharded over ``num_cores``, weights over the DRAM banks."""
-    if k % (TILE * num_cores):
-        raise ValueError(f"K={k} does not split into whole tiles over {num_cores} cores")
+def dram_matmul_config(m: int, k: int, n: int, num_cores: int | None = None, fused_activation=None):
+    """DRAM-sharded matmul (decode): activations width-sharded over ``num_cores``, weights over the DRAM banks.
+
+    Without ``num_cores`` the grid comes from dram_shard_core_grid_for_k_and_n(k, n), and K must then split into
+    whole tiles over it (TTTv1 asserts only in that case; with ``num_cores`` given, in0_block_w floors).
+    """
+    if num_cores is None:
+        num_cores = dram_shard_core_grid_for_k_and_n(k, n).num_cores
+        if k % (TILE * num_cores):
+            raise ValueError(f"K={k} does not split into whole tiles over {num_cores} cores")
     return ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
         in0_block_w=find_largest_divisor(k // (TILE * num_cores)),
         per_core_M=math.ceil(m / TILE),
@@ -86,10 +96,12 @@ def matmul_config(
     fused_activation=None,
     per_core_M: int | None = None,
     per_core_N: int | None = None,
+    out_subblock_w: int | None = None,
 ):
     """2D multicast matmul (prefill). As TTTv1, ``grid_size`` goes in as ``compute_with_storage_grid_size`` (x, y)
     although callers pass find_prefill_grid's (rows, cols): per_core_N splits N over grid_size[0] and per_core_M
-    splits M over grid_size[1]."""
+    splits M over grid_size[1]. ``out_subblock_w`` defaults to get_out_subblock_w(per_core_N, 1) (TTTv1 forces 1
+    on Galaxy as a hang workaround)."""
     per_core_M = per_core_M or math.ceil(m / (TILE * grid_size[1]))
     per_core_N = per_core_N or math.ceil(n / (TILE * grid_size[0]))
     if in0_block_w is None:
@@ -100,13 +112,79 @@ def matmul_config(
         compute_with_storage_grid_size=grid_size,
         in0_block_w=in0_block_w,
         out_subblock_h=1,
-        out_subblock_w=get_out_subblock_w(per_core_N, 1),
+        out_subblock_w=out_subblock_w or get_out_subblock_w(per_core_N, 1),
         per_core_M=per_core_M,
         per_core_N=per_core_N,
         transpose_mcast=False,
         fused_activation=fused_activation,
         fuse_batch=fuse_batch,
     )
+
+
+def matmul_1d_config(
+    m: int,
+    k: int,
+    n: int,
+    grid: ttnn.CoreGrid | None = None,
+    act=None,
+    is_fp32_accumulate: bool = False,
+    overwrite_per_core_k: int | None = None,
+    overwrite_subblock_w: int | None = None,
+    overwrite_subblock_h: int | None = None,
+):
+    """1D multicast matmul (in0 multicast, batch fused) over ``grid`` (default 8x8), TTTv1 ``matmul_1d_config``.
+
+    If N has fewer tiles than the grid has cores, the grid keeps its width and shrinks to n_tiles // grid.x rows.
+    """
+    grid = grid or ttnn.CoreGrid(x=DEFAULT_1D_GRID[0], y=DEFAULT_1D_GRID[1])
+    n_tiles = n // TILE
+    if n_tiles // grid.num_cores < 1:
+        grid = ttnn.CoreGrid(x=grid.x, y=n_tiles // grid.x)
+    per_core_m = m // TILE
+    per_core_k = find_largest_divisor(k // (TILE * grid.num_cores))
+    per_core_n = math.ceil(n / TILE / grid.num_cores)
+    area = MAX_1D_SUBBLOCK_AREA_FP32 if is_fp32_accumulate else MAX_1D_SUBBLOCK_AREA
+    subblock_w = max(w for w in range(1, area + 1) if per_core_n % w == 0)
+    subblock_h = max(h for h in range(1, area + 1) if per_core_m % h == 0 and h * subblock_w <= area)
+    return ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+        compute_with_storage_grid_size=(grid.x, grid.y),
+        in0_block_w=overwrite_per_core_k or per_core_k,
+        out_subblock_h=overwrite_subblock_h or subblock_h,
+        out_subblock_w=overwrite_subblock_w or subblock_w,
+        per_core_M=per_core_m,
+        per_core_N=per_core_n,
+        fuse_batch=True,
+        fused_activation=act,
+        mcast_in0=True,
+    )
+
+
+def matmul_1d_config_from_tensor_shapes(in0_shape, in1_shape, grid: ttnn.CoreGrid | None = None, **kwargs):
+    """matmul_1d_config with M = in0 dims 0..2 multiplied, K = in0_shape[3], N = in1_shape[3]."""
+    m = in0_shape[0] * in0_shape[1] * in0_shape[2]
+    return matmul_1d_config(m, in0_shape[3], in1_shape[3], grid, **kwargs)
+
+
+def num_to_corerange(num_cores: int) -> ttnn.CoreRange:
+    """``num_cores`` cores filling rows of 8 from (0, 0) (fewer than 8: one partial row)."""
+    cols = min(num_cores, CORES_PER_ROW)
+    rows = num_cores // cols
+    if num_cores > CORES_PER_ROW and num_cores % CORES_PER_ROW:
+        raise ValueError(f"{num_cores} cores do not fill whole rows of {CORES_PER_ROW}")
+    return ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(cols - 1, rows - 1))
+
+
+NON_ROW_CORE_GRIDS = {12: (6, 2), 20: (5, 4)}  # TTTv1 num_to_coregrid: (x, y) for counts that are not rows of 8
+
+
+def num_to_coregrid(num_cores: int) -> ttnn.CoreGrid:
+    """TTTv1 num_to_coregrid: rows of 8 cores, or 6x2 for 12 and 5x4 for 20 cores."""
+    if num_cores % CORES_PER_ROW == 0:
+        return ttnn.CoreGrid(y=num_cores // CORES_PER_ROW, x=CORES_PER_ROW)
+    if num_cores not in NON_ROW_CORE_GRIDS:
+        raise ValueError(f"no TTTv1 core grid for {num_cores} cores")
+    x, y = NON_ROW_CORE_GRIDS[num_cores]
+    return ttnn.CoreGrid(y=y, x=x)
 
 
 def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.MemoryConfig:
@@ -120,14 +198,19 @@ def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.Memor
     return ttnn.MemoryConfig(ttnn.TensorMemoryLayout.WIDTH_SHARDED, ttnn.BufferType.DRAM, spec)
 
 
-def width_sharded_l1_memcfg(shard_shape: tuple[int, int], grid: ttnn.CoreGrid) -> ttnn.MemoryConfig:
-    """L1 width-sharded, one ``shard_shape`` (height, width) per core of ``grid`` (row-major)."""
+def width_sharded_l1_memcfg(shard_shape: tuple[int, int], grid) -> ttnn.MemoryConfig:
+    """L1 width-sharded, one ``shard_shape`` (height, width) per core of ``grid`` (CoreGrid or CoreRangeSet)."""
+    return _sharded_l1_memcfg(shard_shape, grid, ttnn.ShardStrategy.WIDTH)
+
+
+def height_sharded_l1_memcfg(shard_shape: tuple[int, int], grid) -> ttnn.MemoryConfig:
+    """L1 height-sharded, one ``shard_shape`` (height, width) per core of ``grid`` (CoreGrid or CoreRangeSet)."""
+    return _sharded_l1_memcfg(shard_shape, grid, ttnn.ShardStrategy.HEIGHT)
+
+
+def _sharded_l1_memcfg(shard_shape, grid, strategy) -> ttnn.MemoryConfig:
     return ttnn.create_sharded_memory_config(
-        shard_shape,
-        grid,
-        ttnn.ShardStrategy.WIDTH,
-        ttnn.ShardOrientation.ROW_MAJOR,
-        use_height_and_width_as_shard_shape=True,
+        shard_shape, grid, strategy, ttnn.ShardOrientation.ROW_MAJOR, use_height_and_width_as_shard_shape=True
     )
 
 
@@ -149,24 +232,99 @@ def create_sharded_norm_config(grid: ttnn.CoreGrid, dim: int, batch_rows: int):
     )
 
 
-def compute_kernel_config(math_fidelity, *, math_approx_mode: bool, fp32_dest_acc_en: bool, packer_l1_acc: bool):
-    return ttnn.WormholeComputeKernelConfig(
-        math_fidelity=math_fidelity,
-        math_approx_mode=math_approx_mode,
-        fp32_dest_acc_en=fp32_dest_acc_en,
-        packer_l1_acc=packer_l1_acc,
-    )
+# TTTv1 ModelArgs.compute_kernel_config_<name>: WormholeComputeKernelConfig fields per fidelity setting.
+COMPUTE_KERNEL_CONFIGS = {
+    "lofi": dict(math_fidelity="LoFi", math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True),
+    "hifi2": dict(math_fidelity="HiFi2", math_approx_mode=True, fp32_dest_acc_en=True, packer_l1_acc=True),
+    "hifi2_fp16": dict(math_fidelity="HiFi2", math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True),
+    "hifi4": dict(math_fidelity="HiFi4", math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True),
+    # math_approx_mode left at the ttnn default, as TTTv1 does
+    "hifi4_fp32": dict(math_fidelity="HiFi4", fp32_dest_acc_en=True, packer_l1_acc=True, dst_full_sync_en=False),
+    "hifi2_na": dict(math_fidelity="HiFi2", math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+    "sdpa": dict(math_fidelity="HiFi4", math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=False),
+    # model_config["SDPA_DECODE_COMPUTE_PROGCFG"]
+    "sdpa_decode": dict(math_fidelity="HiFi2", math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False),
+}
+
+
+def compute_kernel_config(name: str) -> ttnn.WormholeComputeKernelConfig:
+    """The TTTv1 compute kernel config called ``name`` (a key of COMPUTE_KERNEL_CONFIGS)."""
+    fields = dict(COMPUTE_KERNEL_CONFIGS[name])
+    fields["math_fidelity"] = getattr(ttnn.MathFidelity, fields["math_fidelity"])
+    return ttnn.WormholeComputeKernelConfig(**fields)
+
+
+def hifi2_compute_kernel_config():
+    """TTTv1 compute_kernel_config_hifi2: the attention linears' and decode SDPA's default."""
+    return compute_kernel_config("hifi2")
+
+
+def hifi4_compute_kernel_config():
+    """TTTv1 compute_kernel_config_hifi4: prefill SDPA's default."""
+    return compute_kernel_config("hifi4")
 
 
 def hifi2_fp16_compute_kernel_config():
     """TTTv1 compute_kernel_config_hifi2_fp16: the MLP matmuls' default (LI_FF1_FF3 / LI_FF2)."""
-    return compute_kernel_config(
-        ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=True
-    )
+    return compute_kernel_config("hifi2_fp16")
 
 
 def rmsnorm_compute_kernel_config():
     """TTTv1 RMSNorm's compute_kernel_config_hifi2: HiFi2 with fp32 accumulation."""
-    return compute_kernel_config(
-        ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
+    return ttnn.WormholeComputeKernelConfig(
+        math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=True, packer_l1_acc=True
     )
+
+
+# --- attention (TTTv1 model_config.py: XQKV_PREFILL_PROGCFG, SDPA_*, KV_PREFILL_MEM_CFG, SCORES_*) --------------
+FULL_GRID = (8, 8)  # TTTv1 attention program configs use an 8x8 compute grid on Wormhole
+MAX_QKV_MM_SEQ_LEN = 2048  # ModelArgs.MAX_QKV_MM_SEQ_LEN: longer prefills run the QKV matmul in 2048-row chunks
+MAX_MM_SEQ_LEN = 1024  # TTTv1 WO prefill: M capped at 1024 rows per call (longer sequences are chunked)
+SDPA_LONG_SEQ_LEN = 2048  # SDPA_PROGCFG: 256-row q/k chunks from 2048 tokens, 64 below ("what works best empirically")
+SDPA_LONG_CHUNK, SDPA_SHORT_CHUNK = 256, 64
+
+
+def xqkv_prefill_config(seq_len: int, n: int, dram_shard_grid_width: int):
+    """TTTv1 XQKV_PREFILL_PROGCFG(seq_len); ``n`` = fused QKV columns per device."""
+    rows_per_core = MAX_GRID_ROWS if seq_len >= MAX_QKV_MM_SEQ_LEN else math.ceil(seq_len / TILE / MAX_GRID_ROWS)
+    return ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
+        compute_with_storage_grid_size=FULL_GRID,
+        in0_block_w=1,
+        out_subblock_h=1,
+        out_subblock_w=1,
+        per_core_M=max(1, rows_per_core),
+        per_core_N=math.ceil(n / TILE / dram_shard_grid_width),
+        transpose_mcast=False,
+        fused_activation=None,
+        fuse_batch=seq_len <= MAX_QKV_MM_SEQ_LEN,
+    )
+
+
+def sdpa_prefill_config(seq_len: int, chunk_start_idx: int | None = None):
+    """TTTv1 SDPA_PROGCFG: q/k chunks of 256 (>= 2048 tokens) or 64; a chunked prefill starting at
+    ``chunk_start_idx`` needs chunks dividing it, so they shrink to its lowest set bit."""
+    chunk = SDPA_LONG_CHUNK if seq_len >= SDPA_LONG_SEQ_LEN else SDPA_SHORT_CHUNK
+    if chunk_start_idx:
+        chunk = min(chunk, chunk_start_idx & -chunk_start_idx)
+    return ttnn.SDPAProgramConfig(
+        compute_with_storage_grid_size=FULL_GRID, exp_approx_mode=False, q_chunk_size=chunk, k_chunk_size=chunk
+    )
+
+
+def sdpa_decode_config():
+    """TTTv1 SDPA_DECODE_PROGCFG (chunk sizes 0: the op picks)."""
+    return ttnn.SDPAProgramConfig(
+        compute_with_storage_grid_size=FULL_GRID, exp_approx_mode=False, q_chunk_size=0, k_chunk_size=0
+    )
+
+
+def kv_prefill_memcfg(seq_len: int, n_local_kv_heads: int, head_dim: int) -> ttnn.MemoryConfig:
+    """TTTv1 KV_PREFILL_MEM_CFG(seq_len): a prefill's K or V heads height-sharded over the 8x8 cores."""
+    cores = FULL_GRID[0] * FULL_GRID[1]
+    return height_sharded_l1_memcfg((n_local_kv_heads * seq_len // cores, head_dim), ttnn.CoreGrid(y=8, x=8))
+
+
+def scores_memcfg(batch: int, n_local_heads: int, head_dim: int) -> ttnn.MemoryConfig:
+    """TTTv1 SCORES_BATCHED_MM_OUTPUT_MEMCFG(batch): one user per core, its heads padded to a tile."""
+    cores = ttnn.CoreRangeSet({num_to_corerange(batch)})
+    return height_sharded_l1_memcfg((math.ceil(n_local_heads / TILE) * TILE, head_dim), cores)
