@@ -28,17 +28,17 @@ from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.modules.module_config import ResolvableConfig
-from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim
+from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim, pad_dim_to_size
 
 ONE_D_MESHES = ((1, 1), (1, 2), (1, 8), (1, 4), (2, 4))
 WORMHOLE_PREFILL_LEN_CUTOFF = 1024  # TTTv1: "512 if Blackhole, 1024 if Wormhole" rows per prefill matmul
 BLACKHOLE_PREFILL_LEN_CUTOFF = 512
-# TTTv1 ModelArgs forces the cutoff to 512 for Llama-3.1-8B / Llama-3.2-11B / Mistral-7B on N150 and Qwen2.5-7B on
-# N300: at 1024 rows their prefill matmuls' circular buffers exceed L1 ("Statically allocated circular buffers ...
-# beyond max L1 size", reproduced on the mock N150). The overflow depends on the shapes, so key it on them:
-# (dim, hidden_dim, devices).
+# TTTv1 ModelArgs forces the cutoff to 512 for Llama-3.1-8B / Llama-3.2-11B / Mistral-7B (dim 4096) on N150 and
+# Qwen2.5-7B (dim 3584) on N300: at 1024 rows their prefill matmuls' circular buffers exceed L1 ("Statically
+# allocated circular buffers ... beyond max L1 size", reproduced on the mock N150). Keyed on (dim, devices), so
+# same-width models (e.g. Qwen2-7B, whose hidden TTTv1 does not pad) get the safe cutoff too.
 SHORT_PREFILL_LEN_CUTOFF = 512
-SHORT_PREFILL_LEN_CUTOFF_SHAPES = frozenset({(4096, 14336, 1), (3584, 18944, 2)})
+SHORT_PREFILL_LEN_CUTOFF_SHAPES = frozenset({(4096, 1), (3584, 2)})
 PREFILL_GRID_ROWS = 8  # TTTv1 find_prefill_grid(8, ...): prefill matmuls use 8 rows of cores
 # TTTv1: per_core_N of prefill matmuls matches the DRAM shard width (8 on Wormhole) "otherwise matmuls silently
 # give bad PCC".
@@ -173,7 +173,7 @@ class MLP1DConfig(ResolvableConfig):
         return ttnn.DRAM_MEMORY_CONFIG
 
     def default_prefill_len_cutoff(self):
-        return default_prefill_len_cutoff(self.dim, self.hidden_dim, self.num_devices)
+        return default_prefill_len_cutoff(self.dim, self.num_devices)
 
     def default_prefill_w1_w3_prg_config(self):
         n = self.hidden_per_device
@@ -275,6 +275,56 @@ class MLP1D(LightweightModule):
         """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
+    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_model_args(
+        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num: int, state_dict_prefix=None
+    ) -> "MLP1D":
+        """Build from a TTTv1 ModelArgs: its weights, dtypes, math fidelities and model_config program configs
+        (the only place MLP1D touches TTTv1; retires with it)."""
+        if args.is_galaxy:
+            raise ValueError("MLP1D cannot be used on Galaxy (8x4 / 4x8) meshes; use MLP2D.from_model_args")
+        from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
+
+        prefix = state_dict_prefix or args.get_state_dict_prefix("MLP", layer_num)
+        layer = max(layer_num, 0)  # cross-attention blocks use the first decoder's settings (TTTv1)
+        mc = args.model_config
+        precision = mc["DECODERS_OPTIMIZATIONS"]
+        suffix = f".hidden_dim_{args.hidden_dim}" if args.hidden_dim != args.unpadded_hidden_dim else ""
+        cached = weight_cache_path is not None and not args.dummy_weights
+
+        def weight(name: str, pad_dim: int) -> LazyWeight:
+            source = pad_dim_to_size(state_dict[f"{prefix}.{name}.weight"].T, pad_dim, args.hidden_dim)
+            cache = dict(cache_dir=weight_cache_path, cache_name=f"{prefix}.{name}_sharded{suffix}") if cached else {}
+            return LazyWeight(source, **cache)
+
+        return cls.from_config(
+            MLP1DConfig(
+                w1=weight("w1", -1),
+                w2=weight("w2", -2),
+                w3=weight("w3", -1),
+                mesh_device=mesh_device,
+                tt_ccl=tt_ccl,
+                topology=args.ccl_topology(),
+                num_reduce_scatter_links=args.num_reduce_scatter_links,
+                max_batch_size=args.max_batch_size,
+                activation=args.mlp_activation_type,
+                activation_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.ACTIVATION),
+                w1_w3_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.FF1_FF3),
+                w2_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.FF2),
+                ff1_3_compute_kernel_config=precision.get_math_fidelity(layer, OpGroup.LI_FF1_FF3, configuration=args),
+                ff2_compute_kernel_config=precision.get_math_fidelity(layer, OpGroup.LI_FF2, configuration=args),
+                decode_input_memcfg=mc["SHARDED_MLP_INPUT_MEMCFG"],
+                decode_w1_w3_prg_config=mc["DECODE_MLP_W1_W3_PRG_CONFIG"],
+                decode_mlp2_input_memcfg=mc["SHARDED_MLP2_INPUT_MEMCFG"],
+                decode_w2_prg_config=mc["DECODE_MLP_W2_PRG_CONFIG"],
+                decode_residual_memcfg=mc["DECODE_RESIDUAL_MEMCFG"],
+                prefill_len_cutoff=args.prefill_len_cutoff,
+                prefill_w1_w3_prg_config=mc["PREFILL_MLP_W1_W3_PRG_CONFIG"],
+                prefill_w2_prg_config=mc["PREFILL_MLP_W2_PRG_CONFIG"],
+            )
+        )
+
     # --- ops shared by both forwards -------------------------------------------------------------------------
     def _linear(self, x, weight: ttnn.Tensor, program_config, compute_kernel_config, memory_config=None):
         return ttnn.linear(
@@ -306,11 +356,11 @@ class MLP1D(LightweightModule):
         return out
 
 
-def default_prefill_len_cutoff(dim: int, hidden_dim: int, num_devices: int) -> int:
+def default_prefill_len_cutoff(dim: int, num_devices: int) -> int:
     """Rows per prefill matmul call (TTTv1 ModelArgs.prefill_len_cutoff, including its L1 exceptions)."""
     if ttnn.device.is_blackhole():
         return BLACKHOLE_PREFILL_LEN_CUTOFF
-    if (dim, hidden_dim, num_devices) in SHORT_PREFILL_LEN_CUTOFF_SHAPES:
+    if (dim, num_devices) in SHORT_PREFILL_LEN_CUTOFF_SHAPES:
         return SHORT_PREFILL_LEN_CUTOFF
     return WORMHOLE_PREFILL_LEN_CUTOFF
 

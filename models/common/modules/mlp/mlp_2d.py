@@ -119,7 +119,7 @@ class MLP2DConfig(ResolvableConfig):
         return ttnn.DRAM_MEMORY_CONFIG
 
     def default_prefill_len_cutoff(self):
-        return default_prefill_len_cutoff(self.dim, self.hidden_dim, self.num_devices)
+        return default_prefill_len_cutoff(self.dim, self.num_devices)
 
     def default_prefill_w1_w3_prg_config(self):
         return _ttnn_picks

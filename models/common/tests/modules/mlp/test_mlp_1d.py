@@ -132,3 +132,75 @@ def test_bad_inputs_get_one_clear_error(ttnn_mesh_device):
 def test_mlp_1d_rejects_galaxy(ttnn_mesh_device):
     with pytest.raises(ValueError, match="use MLP2D on Galaxy"):
         MLP1D(*(LazyWeight(w) for w in _weights(*LLAMA_1B)), mesh_device=ttnn_mesh_device)
+
+
+# --- TTTv1 parity and the from_model_args bridge ----------------------------------------------------------------
+def _model_args_cases():
+    """(model, mesh) for every shipped model on every 1D mesh TTTv1 accepts it on."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.load_checkpoints import shipped_models
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    cases = []
+    for model in shipped_models():
+        for mesh in MESHES_1D:
+            try:
+                ModelArgs(HostMesh.for_shape(mesh), hf_model=model, max_batch_size=32)
+            except ValueError:  # TTTv1 rejects this model on this mesh (e.g. Qwen2.5-7B only on 1x2)
+                continue
+            cases.append(pytest.param(model, mesh, id=f"{model}-{mesh[0]}x{mesh[1]}"))
+    return cases
+
+
+@pytest.mark.parametrize("model, mesh", _model_args_cases())
+def test_defaults_equal_tttv1_model_config(model, mesh):
+    """MLP1D's own defaults (no ModelArgs involved) reproduce TTTv1's model_config for every shipped model."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    host_mesh = HostMesh.for_shape(mesh)
+    args = ModelArgs(host_mesh, hf_model=model, max_batch_size=32)
+    mc = args.model_config
+    shapes = [(args.dim, args.hidden_dim), (args.hidden_dim, args.dim), (args.dim, args.hidden_dim)]
+    w1, w2, w3 = (LazyWeight(torch.empty(shape)) for shape in shapes)
+    cfg = MLP1DConfig(w1=w1, w2=w2, w3=w3, mesh_device=host_mesh, tt_ccl=object(), topology=None).resolve()
+    pairs = {
+        "SHARDED_MLP_INPUT_MEMCFG": cfg.decode_input_memcfg,
+        "DECODE_MLP_W1_W3_PRG_CONFIG": cfg.decode_w1_w3_prg_config,
+        "SHARDED_MLP2_INPUT_MEMCFG": cfg.decode_mlp2_input_memcfg,
+        "DECODE_MLP_W2_PRG_CONFIG": cfg.decode_w2_prg_config,
+        "DECODE_RESIDUAL_MEMCFG": cfg.decode_residual_memcfg,
+    }
+    for key, ours in pairs.items():
+        assert repr(ours) == repr(mc[key]), key
+    for seq_len in (128, 1024, 4096):
+        assert repr(cfg.prefill_w1_w3_prg_config(seq_len)) == repr(mc["PREFILL_MLP_W1_W3_PRG_CONFIG"](seq_len))
+        assert repr(cfg.prefill_w2_prg_config(seq_len)) == repr(mc["PREFILL_MLP_W2_PRG_CONFIG"](seq_len))
+    assert cfg.prefill_len_cutoff == args.prefill_len_cutoff
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", MESHES_1D, ids=IDS_1D, indirect=True)
+@pytest.mark.parametrize("mode, seq_len", [("decode", 32), ("prefill", 512)])
+def test_mlp_1d_vs_reference_from_model_args(ttnn_mesh_device, mode, seq_len, reference_check):
+    """One small model through TTTv1's ModelArgs (default Llama-3.2-1B-Instruct; HF_MODEL overrides)."""
+    import os
+
+    from models.common.modules.tt_ccl import get_tt_ccl
+    from models.tt_transformers.tt import reference
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model=os.environ.get("HF_MODEL", "Llama-3.2-1B-Instruct"), max_batch_size=32)
+    args.n_layers = 1
+    mlp = MLP1D.from_model_args(mesh, get_tt_ccl(mesh), args, args.load_state_dict(), None, layer_num=0)
+    x = torch.randn(1, 1, seq_len, args.dim)
+    out = mlp.decode_forward(LazyWeight(x)) if mode == "decode" else mlp.prefill_forward(LazyWeight(x), seq_len)
+    with torch.no_grad():
+        expected = reference.reference_mlp(args)(x.bfloat16()).float()
+    reference_check(expected, _to_host(out, mesh), min_pcc=0.98)
+
+
+def test_from_model_args_rejects_galaxy_before_touching_the_mesh():
+    args = types.SimpleNamespace(is_galaxy=True)
+    with pytest.raises(ValueError, match=r"use MLP2D\.from_model_args"):
+        MLP1D.from_model_args(None, None, args, {}, None, 0)
