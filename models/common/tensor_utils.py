@@ -83,3 +83,70 @@ def from_host(
     return ttnn.from_torch(
         x, dtype=dtype, layout=layout, mesh_mapper=mesh_mapper, device=device, memory_config=memory_config
     )
+
+
+# --- attention weights and rotary tables (HF → TTNN layouts) ----------------------------------------------------
+def hf_to_meta_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Reorder each head's rows (dim 0) from HF's rotate-half layout [x0..x(D/2-1), y0..] to the interleaved pairs
+    [x0, y0, x1, y1, ...] that ttnn's rotary_embedding_llama rotates (TTTv1 load_checkpoints.reverse_permute)."""
+    rows = w.shape[0]
+    return w.reshape(n_heads, 2, rows // n_heads // 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+
+
+def fuse_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, groups: int) -> torch.Tensor:
+    """TTTv1's fused QKV layout: q, k, v (rows = output features, HF nn.Linear order) are each cut into ``groups``
+    row blocks and concatenated as [q_0 | k_0 | v_0 | q_1 | k_1 | v_1 | ...] along the last dim of the transposed
+    weight, so splitting the result into ``groups`` column blocks gives each device group its own heads. Works for
+    weights (out, in) → (in, qkv) and biases (out,) → (qkv,)."""
+    blocks = [torch.cat(parts, dim=0) for parts in zip(*(t.chunk(groups, dim=0) for t in (q, k, v)), strict=True)]
+    return torch.cat(blocks, dim=0).T.contiguous() if q.dim() == 2 else torch.cat(blocks, dim=0)
+
+
+def rope_cos_sin(
+    head_dim: int, length: int, theta: float, llama3_scaling: tuple[float, float, float, int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[1, 1, length, head_dim] cos and sin tables with each frequency repeated for its interleaved pair (TTTv1
+    common.precompute_freqs + gather_cos_sin). ``llama3_scaling`` = (factor, low_freq_factor, high_freq_factor,
+    original_max_position_embeddings) applies Llama-3's frequency scaling (TTTv1 apply_scaling, HF rope_type llama3)."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim))
+    if llama3_scaling is not None:
+        factor, low_freq_factor, high_freq_factor, original_len = llama3_scaling
+        wavelen = 2 * math.pi / freqs
+        smooth = (original_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+        mid = (1 - smooth) * freqs / factor + smooth * freqs
+        scaled = torch.where(wavelen > original_len / low_freq_factor, freqs / factor, mid)
+        freqs = torch.where(wavelen < original_len / high_freq_factor, freqs, scaled)
+    angles = torch.outer(torch.arange(length).float(), freqs)
+    cos, sin = (torch.stack([t, t], dim=-1).flatten(-2)[None, None] for t in (torch.cos(angles), torch.sin(angles)))
+    return cos, sin
+
+
+def rot_transformation_mat(rows: int = TILE_SIZE) -> torch.Tensor:
+    """[1, 1, rows, 32]: ``rows / 32`` copies of the 32x32 tile that maps each interleaved pair (x, y) to (-y, x)
+    (TTTv1 common.get_rot_transformation_mat; rotary_embedding_llama works one tile at a time)."""
+    mat = torch.zeros(1, 1, TILE_SIZE, TILE_SIZE)
+    mat[..., torch.arange(0, TILE_SIZE, 2), torch.arange(1, TILE_SIZE, 2)] = 1
+    mat[..., torch.arange(1, TILE_SIZE, 2), torch.arange(0, TILE_SIZE, 2)] = -1
+    return mat.repeat(1, 1, rows // TILE_SIZE, 1)
+
+
+def int_rows(values, columns: int) -> torch.Tensor:
+    """[1, columns] int32 row of ``values`` zero-padded at the end (positions for embedding lookups)."""
+    row = torch.zeros(1, columns, dtype=torch.int32)
+    row[0, : len(values)] = torch.as_tensor(list(values), dtype=torch.int32)
+    return row
+
+
+def int_vector(values) -> torch.Tensor:
+    """1D int32 tensor of ``values`` (e.g. decode positions per user)."""
+    return torch.as_tensor(list(values), dtype=torch.int32)
+
+
+def repeat_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """A 1D tensor repeated into [1, 1, rows, len] (e.g. a bias for every decode row)."""
+    return x.reshape(1, 1, 1, -1).expand(1, 1, rows, x.shape[-1]).contiguous()
+
+
+def zeros(shape) -> torch.Tensor:
+    """A bfloat16 host tensor of zeros (e.g. an empty KV cache to upload)."""
+    return torch.zeros(shape, dtype=torch.bfloat16)

@@ -55,6 +55,12 @@ def _reduce(values, dim):
     return itertools.repeat(torch.stack(values).sum(dim=0), len(values))
 
 
+def _all_gather_matmul(xs, weights, *args, mesh_shape, **kwargs):
+    """all_gather_matmul_async: (the all-gather of ``xs`` along ``dim``, that gather @ this device's weight)."""
+    gathered = _collective(_gather)(xs, *args, mesh_shape=mesh_shape, **kwargs)
+    return [(g, g @ w) for g, w in zip(gathered, weights, strict=True)]
+
+
 ALL_GATHER = OpSpec(_collective(_gather), mesh=True)
 REDUCE_SCATTER = OpSpec(_collective(_reduce_scatter), mesh=True)
 ALL_REDUCE = OpSpec(_collective(_reduce), mesh=True)
@@ -66,4 +72,5 @@ TABLE = {
     "ttnn.experimental.reduce_scatter_minimal_async": REDUCE_SCATTER,
     "ttnn.all_reduce": ALL_REDUCE,
     "ttnn.experimental.all_reduce_async": ALL_REDUCE,
+    "ttnn.experimental.all_gather_matmul_async": OpSpec(_all_gather_matmul, mesh=True),
 }

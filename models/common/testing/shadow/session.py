@@ -197,7 +197,7 @@ def _as_tensor(original, tensor, *args, device=None, memory_config=None, cache_f
     result = original(
         tensor, *args, device=device, memory_config=memory_config, cache_file_name=cache_file_name, **kwargs
     )
-    if device is None:
+    if device is None or isinstance(result, ShadowTensor):  # host, or uploaded through the (shadowed) from_torch
         return result
     return _enter(result, original(tensor, *args, **kwargs))
 

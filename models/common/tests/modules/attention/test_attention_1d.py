@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Attention1D: TTTv1 defaults worked out by hand, forwards on 1x1/1x2/1x8 against the HF attention layer
+(standard, paged and paged-chunked KV caches), rejections and bad input."""
+
+import dataclasses
+import types
+
+import pytest
+import torch
+import ttnn
+
+from models.common import tensor_utils
+from models.common.modules.attention.attention_1d import Attention1D, Attention1DConfig
+from models.common.modules.attention.attention_steps import PagedAttentionConfig, validate_attention_shapes
+from models.common.modules.lazy_weight import LazyWeight
+from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
+from models.common.tests.modules.attention.hf_reference import (
+    CHUNKED,
+    DECODE_BATCH,
+    PAGED,
+    STANDARD,
+    build,
+    check_decode,
+    check_prefill,
+    device_int,
+    hf_layer,
+    page_table,
+)
+
+WORMHOLE_DRAM_GRID = types.SimpleNamespace(x=12, y=1)
+
+
+def _host_mesh(shape):
+    """Stands in for a mesh where only its shape, device count and DRAM grid matter (config resolution)."""
+    return types.SimpleNamespace(
+        shape=shape, get_num_devices=lambda: shape[0] * shape[1], dram_grid_size=lambda: WORMHOLE_DRAM_GRID
+    )
+
+
+# --- device-free: defaults worked out by hand from the TTTv1 formulas --------------------------------------------
+def _config(dims, mesh, **overrides):
+    dim, n_heads, n_kv_heads, head_dim = dims
+    qkv = head_dim * (n_heads + 2 * n_kv_heads)
+    wqkv, wo = LazyWeight(torch.zeros(dim, qkv)), LazyWeight(torch.zeros(n_heads * head_dim, dim))
+    defaults = dict(mesh_device=mesh, tt_ccl=object(), topology=ttnn.Topology.Ring)
+    return Attention1DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, **{"max_seq_len": 4096, **defaults, **overrides})
+
+
+def test_llama_8b_on_1x8_defaults_match_tttv1_by_hand():
+    cfg = _config((4096, 32, 8, 128), _host_mesh((1, 8))).resolve()
+    # qkv = 128 * (32 + 16) = 6144 → 768 per device; 4 q heads and 1 kv head per device
+    assert (cfg.qkv_size, cfg.n_local_heads, cfg.n_local_kv_heads) == (6144, 4, 1)
+    # decode input: find_grid(4096 / 32 = 128 tiles) → 32 cores (4 x 8) → shards of 4096 / 32 = 128
+    assert cfg.decode_input_memcfg.shard_spec.shape == [32, 128]
+    # XQKV_DECODE_PROGCFG: in0_block_w = divisor <= 8 of 4096 / (32 * 32) = 4; per_core_N = ceil(768 / 1024) = 1
+    p = cfg.decode_xqkv_prg_config
+    assert (p.in0_block_w, p.per_core_M, p.per_core_N) == (4, 1, 1)
+    # USE_FUSED_ALL_GATHER_MATMUL: 8 devices on a ring and (4096 / 32 / 8) % 8 == 16 % 8 == 0 → fused, wo interleaved
+    assert cfg.use_fused_all_gather_matmul and cfg.wo_memcfg == ttnn.DRAM_MEMORY_CONFIG
+    # ATTN_ALL_GATHER_MATMUL_PROGCFG on (8, 1): in0_block_w = 4096 / 32 / 8 = 16; per_core_N = 4096 / 8 / 32 / 8 = 2
+    p = cfg.decode_all_gather_matmul_prg_config
+    assert (p.in0_block_w, p.per_core_M, p.per_core_N, p.out_subblock_w) == (16, 1, 2, 2)
+    assert cfg.decode_all_gather_matmul_memcfg.shard_spec.shape == [32, 512]
+    # XQKV_PREFILL_PROGCFG: per_core_M = ceil(128 / 32 / 8) = 1 (8 from 2048 rows), per_core_N = ceil(768 / 32 / 8) = 3
+    short, long = cfg.prefill_xqkv_prg_config(128), cfg.prefill_xqkv_prg_config(4096)
+    assert (short.per_core_M, short.per_core_N, short.fuse_batch) == (1, 3, True)
+    assert (long.per_core_M, long.fuse_batch) == (8, False)
+    assert cfg.prefill_xqkv_prg_config(128) is short, "seq_len configs are computed once"
+    # WO_PREFILL_PROGCFG (fused): k = 4096 / 8 = 512, n = 1024 (1024 % 512 == 0); grid find_prefill_grid(8, 16) = (8, 8)
+    # in0_block_w = divisor of 512 / 256 = 2; per_core_N = ceil(1024 / 256) = 4; fuse_batch while seq_len <= 1024
+    p = cfg.prefill_wo_prg_config(128)
+    assert (p.in0_block_w, p.per_core_M, p.per_core_N, p.fuse_batch) == (2, 1, 4, True)
+    assert not cfg.prefill_wo_prg_config(2048).fuse_batch
+    # SDPA_PROGCFG: 64 below 2048 tokens, 256 from 2048; a chunk starting at 1536 (lowest bit 512) keeps 256,
+    # one at 192 (lowest bit 64) keeps 64, one at 32 drops to 32
+    chunks = [
+        cfg.prefill_sdpa_prg_config(s, c).q_chunk_size for s, c in ((128, None), (4096, 1536), (128, 192), (128, 32))
+    ]
+    assert chunks == [64, 256, 64, 32]
+    # min_kv_prefill_shard_seqlen = 32 * 8 * 8 / 1 local kv head = 2048; KV_PREFILL_MEM_CFG(2048): 1 * 2048 / 64 rows
+    assert cfg.min_kv_prefill_shard_seqlen == 2048
+    assert cfg.prefill_kv_memcfg(2048).shard_spec.shape == [32, 128]
+    # residual: find_grid(4096 / 8 / 32 = 16 tiles) → 16 cores; shard 4096 / 16 / 8 = 32 wide
+    assert cfg.decode_residual_memcfg.shard_spec.shape == [32, 32]
+    # SCORES_BATCHED_MM_OUTPUT_MEMCFG(32): 4 heads padded to 32 rows per user core
+    assert cfg.decode_scores_memcfg.shard_spec.shape == [32, 128]
+    # TTTv1 ModelOptimizations defaults: bfp8 weights and KV cache; HiFi2 matmuls / decode SDPA, HiFi4 prefill SDPA
+    assert (cfg.wqkv_dtype, cfg.wo_dtype, cfg.kv_cache_dtype) == (ttnn.bfloat8_b,) * 3
+    assert cfg.li_qkv_decode_compute_kernel_config.math_fidelity == ttnn.MathFidelity.HiFi2
+    assert cfg.li_qkv_decode_compute_kernel_config.math_approx_mode
+    assert cfg.sdpa_prefill_compute_kernel_config.math_fidelity == ttnn.MathFidelity.HiFi4
+    assert cfg.scale == pytest.approx(128**-0.5)
+
+
+def test_qwen3_32b_on_1x8_uses_heads_times_head_dim_for_wo():
+    cfg = _config((5120, 64, 8, 128), _host_mesh((1, 8))).resolve()
+    # (5120 / 32 / 8) % 8 = 20 % 8 = 4 → no fused all-gather matmul: wo row-split and DRAM-sharded
+    assert not cfg.use_fused_all_gather_matmul and cfg.decode_all_gather_matmul_prg_config is None
+    # wo per device: k = 64 * 128 / 8 = 1024 (not dim / 8), n = 5120 padded to 12 banks * 32: 5376 → 448 per bank
+    assert cfg.wo_memcfg.shard_spec.shape == [1024, 448]
+    # ATTN_OUTPUT_PROGCFG on 8 cores (local heads): in0_block_w = divisor of 1024 / 256 = 4; per_core_N = 5120 / 256
+    p = cfg.decode_wo_prg_config
+    assert (p.in0_block_w, p.per_core_N) == (4, 20)
+    # WO_PREFILL_PROGCFG: n = dim, per_core_N = ceil(5120 / (32 * 8)) = 20 (DRAM shard width 8)
+    assert cfg.prefill_wo_prg_config(128).per_core_N == 20
+
+
+def test_user_values_and_subclass_decisions_win():
+    cfg = _config((2048, 32, 8, 64), _host_mesh((1, 2)), kv_cache_dtype=ttnn.bfloat16, topology=None).resolve()
+    assert cfg.kv_cache_dtype == ttnn.bfloat16 and not cfg.use_fused_all_gather_matmul
+
+    class HiFi4Decode(Attention1DConfig):
+        def default_sdpa_decode_compute_kernel_config(self):
+            return ttnn.WormholeComputeKernelConfig(math_fidelity=ttnn.MathFidelity.HiFi4)
+
+    base = _config((2048, 32, 8, 64), _host_mesh((1, 1)))
+    sub = HiFi4Decode(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}).resolve()
+    assert sub.sdpa_decode_compute_kernel_config.math_fidelity == ttnn.MathFidelity.HiFi4
+
+
+@pytest.mark.parametrize(
+    "dims, mesh, overrides, message",
+    [
+        ((3584, 28, 4, 128), (1, 8), {}, r"n_heads \(28\) and n_kv_heads \(4\) must both divide over 8"),
+        ((2560, 32, 8, 80), (1, 1), {}, "head_dim 80 must be a multiple of 32"),
+        ((2048, 32, 8, 64), (1, 1), {"max_batch_size": 2, "paged_attention_config": PagedAttentionConfig(64, 8)},
+         "need 128 blocks of 64"),
+        ((2048, 32, 8, 64), (1, 1), {"scale": 0.5, "paged_attention_config": PagedAttentionConfig(64, 4096)},
+         "supports only scale"),
+    ],
+)  # fmt: skip
+def test_construction_rejects_bad_shapes(dims, mesh, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        validate_attention_shapes(_config(dims, _host_mesh(mesh), **overrides).resolve())
+
+
+def test_construction_rejects_mismatched_weights():
+    cfg = _config((2048, 32, 8, 64), _host_mesh((1, 1)))
+    wrong_qkv = dataclasses.replace(cfg, wqkv=LazyWeight(torch.zeros(2048, 2048))).resolve()
+    with pytest.raises(ValueError, match=r"wqkv has 2048 columns, expected .* = 3072"):
+        validate_attention_shapes(wrong_qkv)
+    wrong_wo = dataclasses.replace(cfg, wo=LazyWeight(torch.zeros(2048, 1024))).resolve()
+    with pytest.raises(ValueError, match=r"wo has shape \(2048, 1024\), expected \(2048, 2048\)"):
+        validate_attention_shapes(wrong_wo)
+
+
+def test_hf_fusion_matches_tttv1_layout():
+    n_heads, n_kv, head_dim, dim, devices = 4, 2, 8, 16, 2
+    wq, wk, wv = (
+        torch.randn(n_heads * head_dim, dim),
+        torch.randn(n_kv * head_dim, dim),
+        torch.randn(n_kv * head_dim, dim),
+    )
+    meta_q = tensor_utils.hf_to_meta_rows(wq, n_heads)
+    # TTTv1 load_checkpoints.reverse_permute
+    assert torch.equal(meta_q, wq.view(n_heads, 2, head_dim // 2, dim).transpose(1, 2).reshape(-1, dim))
+    fused = tensor_utils.fuse_qkv(meta_q, wk, wv, devices)
+    # device 0's columns: its 2 q heads, its 1 k head, its 1 v head (TTTv1 attention.py qkv_list)
+    assert torch.equal(fused[:, :32], torch.cat([meta_q[:16], wk[:8], wv[:8]]).T)
+    assert torch.equal(fused[:, 32:], torch.cat([meta_q[16:], wk[8:], wv[8:]]).T)
+
+
+# --- forwards against the HF reference ---------------------------------------------------------------------------
+# (mesh, model, mode, length, variant): prefill length = seq_len; decode length = prompt tokens per user before
+# two decode steps (users at different positions: user u has length * (u + 1) tokens).
+_slow = pytest.mark.slow
+CASES = [
+    ((1, 1), "Llama-3.2-1B", "prefill", 128, STANDARD),
+    ((1, 1), "Llama-3.2-1B", "prefill", 256, CHUNKED),
+    ((1, 1), "Llama-3.2-1B", "decode", 128, STANDARD),
+    ((1, 1), "Llama-3.2-1B", "decode", 128, PAGED),
+    ((1, 2), "Qwen2.5-7B", "prefill", 128, PAGED),
+    ((1, 2), "Qwen2.5-7B", "decode", 128, STANDARD),
+    ((1, 2), "Llama-3.1-8B", "decode", 128, PAGED),
+    ((1, 8), "Llama-3.1-8B", "prefill", 128, STANDARD),
+    ((1, 8), "Llama-3.1-8B", "decode", 128, STANDARD),
+    ((1, 8), "Qwen3-32B", "prefill", 256, CHUNKED),
+    ((1, 8), "Qwen3-32B", "decode", 128, STANDARD),
+    ((1, 8), "Llama-3.3-70B", "prefill", 128, STANDARD),
+    pytest.param((1, 1), "Llama-3.2-1B", "prefill", 8192, STANDARD, marks=_slow),
+    pytest.param((1, 1), "Llama-3.2-1B", "prefill", 4096, CHUNKED, marks=_slow),
+    pytest.param((1, 1), "Llama-3.1-8B", "prefill", 2048, STANDARD, marks=_slow),
+    pytest.param((1, 1), "Llama-3.1-8B", "decode", 1024, PAGED, marks=_slow),
+    pytest.param((1, 2), "Llama-3.1-8B", "prefill", 4096, PAGED, marks=_slow),
+    pytest.param((1, 2), "Qwen2.5-7B", "prefill", 2048, CHUNKED, marks=_slow),
+    pytest.param((1, 8), "Llama-3.1-8B", "prefill", 4096, CHUNKED, marks=_slow),
+    pytest.param((1, 8), "Qwen3-32B", "prefill", 2048, STANDARD, marks=_slow),
+    pytest.param((1, 8), "Llama-3.3-70B", "prefill", 2048, PAGED, marks=_slow),
+    pytest.param((1, 8), "Llama-3.3-70B", "decode", 128, PAGED, marks=_slow),
+]
+
+
+def _case_id(case):
+    values = case.values if hasattr(case, "values") else case
+    mesh, model, mode, length, variant = values
+    return f"{mesh[0]}x{mesh[1]}-{model}-{mode}-{length}-{variant}"
+
+
+@pytest.mark.parametrize(
+    "ttnn_mesh_device, model, mode, length, variant",
+    CASES,
+    ids=[_case_id(c) for c in CASES],
+    indirect=["ttnn_mesh_device"],
+)
+def test_attention_1d_vs_reference(ttnn_mesh_device, model, mode, length, variant, reference_check):
+    check = check_prefill if mode == "prefill" else check_decode
+    check(Attention1D, ttnn_mesh_device, model, length, variant, _to_host, reference_check)
+
+
+def _to_host(tensor, mesh):
+    """Compose the width-fractured residual slice of every device back into one tensor."""
+    return ttnn.to_torch(tensor, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()
+
+
+# --- bad input, dispatcher, rejection -----------------------------------------------------------------------------
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_bad_inputs_get_one_clear_error(ttnn_mesh_device):
+    mesh = ttnn_mesh_device
+    config, layer, _ = hf_layer("Llama-3.2-1B")
+    attention, rope = build(Attention1D, mesh, config, layer, DECODE_BATCH, 256, paged=False)
+    paged, paged_rope = build(Attention1D, mesh, config, layer, DECODE_BATCH, 256, paged=True)
+    x = LazyWeight(torch.randn(1, 1, 128, 2048))
+    token = LazyWeight(torch.zeros(1, 1, 32, 2048))
+    idle = [0] * DECODE_BATCH
+    with pytest.raises(ValueError, match="seq_len 96 must be a positive multiple of 128"):
+        attention.prefill_forward(x, 96, rope.prefill_forward(96))
+    with pytest.raises(ValueError, match="prefill positions up to 384 are past max_seq_len 256"):
+        attention.prefill_forward(x, 384, rope.prefill_forward(128))
+    with pytest.raises(ValueError, match="seq_len 1152 above 1024 must be a multiple of 1024"):
+        attention.prefill_forward(x, 1152, rope.prefill_forward(128))
+    with pytest.raises(ValueError, match="need a paged_attention_config"):
+        attention.prefill_forward(x, 128, rope.prefill_forward(128), chunk_start_idx=0)
+    with pytest.raises(ValueError, match="decode position 256 is past max_seq_len 256"):
+        attention.decode_forward(token, [256, *idle[1:]], None)
+    with pytest.raises(ValueError, match=r"current_pos has 2 positions, expected one per user \(32\)"):
+        attention.decode_forward(token, [0, 1], None)
+    with pytest.raises(ValueError, match="no paged_attention_config"):
+        attention.decode_forward(token, idle, None, page_table=object())
+    table, full_table = page_table(mesh, DECODE_BATCH, 256)
+    with pytest.raises(ValueError, match=r"page_table of shape \(32, blocks per user\), got None"):
+        paged.decode_forward(token, idle, None)
+    one_user = device_int(mesh, table[:1])
+    with pytest.raises(ValueError, match=r"2D page_table with a row for user 1, got \(1, 4\)"):
+        paged.prefill_forward(x, 128, paged_rope.prefill_forward(128), user_id=1, page_table=one_user)
+    short = device_int(mesh, table[:1, :1])
+    with pytest.raises(ValueError, match="covers 64 tokens, fewer than seq_len 128"):
+        paged.prefill_forward(x, 128, paged_rope.prefill_forward(128), page_table=full_table, chunk_page_table=short)
+    dram_input = ttnn.from_torch(torch.randn(1, 1, 32, 2048), layout=ttnn.TILE_LAYOUT, device=mesh)
+    with pytest.raises(ValueError, match=r"input memory config .* is not the configured"):
+        attention.decode_forward(dram_input, idle, rope.decode_forward(idle))
+    # device positions are taken as given; TTTv1's forward(mode=...) dispatches to both forwards
+    out = attention.forward(LazyWeight(torch.randn(1, 1, 128, 2048)), None, rope.prefill_forward(128), mode="prefill")
+    assert tuple(out.shape) == (1, 1, 128, 2048)
+    positions = ttnn.from_torch(
+        torch.full((DECODE_BATCH,), 128, dtype=torch.int32), dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, device=mesh
+    )
+    out = attention.forward(token, positions, rope.decode_forward([128] * DECODE_BATCH))
+    assert tuple(out.shape) == (1, 1, 32, 2048) and out.memory_config() == attention.config.decode_residual_memcfg
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+def test_attention_1d_rejects_galaxy(ttnn_mesh_device):
+    config, layer, _ = hf_layer("Llama-3.2-1B")
+    with pytest.raises(ValueError, match="use Attention2D on Galaxy"):
+        build(Attention1D, ttnn_mesh_device, config, layer, 1, 128, paged=False)
+
+
+# --- TTTv1 parity and the from_model_args bridge ----------------------------------------------------------------
+TTTV1_PARITY = [("Llama-3.1-8B-Instruct", (1, 8)), ("Qwen3-32B", (1, 8)), ("Qwen2.5-7B-Instruct", (1, 2))]
+
+
+@pytest.mark.parametrize("model, mesh", TTTV1_PARITY, ids=[f"{m}-{s[0]}x{s[1]}" for m, s in TTTV1_PARITY])
+def test_defaults_equal_tttv1_model_config(model, mesh):
+    """Attention1D's own defaults (no ModelArgs involved) reproduce TTTv1's model_config attention keys."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    host_mesh = HostMesh.for_shape(mesh)
+    args = ModelArgs(host_mesh, hf_model=model, max_batch_size=32)
+    mc = args.model_config
+    dims = (args.dim, args.n_heads, args.n_kv_heads, args.head_dim)
+    ring = ttnn.Topology.Ring if mesh == (1, 8) else None  # a T3K ring (a host mesh has no cluster type)
+    cfg = _config(dims, host_mesh, topology=ring).resolve()
+    pairs = {
+        "SHARDED_ATTN_INPUT_MEMCFG": cfg.decode_input_memcfg,
+        "XQKV_DECODE_PROGCFG": cfg.decode_xqkv_prg_config,
+        "ATTN_OUTPUT_PROGCFG": cfg.decode_wo_prg_config,
+        "SDPA_DECODE_PROGCFG": cfg.decode_sdpa_prg_config,
+        "DECODE_RESIDUAL_MEMCFG": cfg.decode_residual_memcfg,
+        "CREATE_QKV_DECODE_SHARD": cfg.decode_create_qkv_heads_memcfg,
+        "ATTN_ALL_GATHER_MATMUL_PROGCFG": cfg.decode_all_gather_matmul_prg_config,
+    }
+    for key, ours in pairs.items():
+        assert repr(ours) == repr(mc[key]), key
+    assert repr(cfg.decode_scores_memcfg) == repr(mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](32))
+    for seq_len in (128, 1024, 4096):
+        assert repr(cfg.prefill_xqkv_prg_config(seq_len)) == repr(mc["XQKV_PREFILL_PROGCFG"](seq_len))
+        assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(mc["WO_PREFILL_PROGCFG"](seq_len))
+        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(mc["SDPA_PROGCFG"](seq_len))
+    assert repr(cfg.prefill_kv_memcfg(4096)) == repr(mc["KV_PREFILL_MEM_CFG"](4096))
+    assert cfg.min_kv_prefill_shard_seqlen == args.min_kv_prefill_shard_seqlen
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 2)], ids=["1x1", "1x2"], indirect=True)
+def test_attention_1d_vs_reference_from_model_args(ttnn_mesh_device, reference_check):
+    """One small model through TTTv1's ModelArgs (default Llama-3.2-1B-Instruct; HF_MODEL overrides): prefill one
+    user, then a decode step of the batch."""
+    import os
+
+    from models.common.modules.tt_ccl import get_tt_ccl
+    from models.tt_transformers.tt import reference
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model=os.environ.get("HF_MODEL", "Llama-3.2-1B-Instruct"), max_batch_size=32)
+    args.n_layers, args.max_seq_len = 1, 256
+    attention = Attention1D.from_model_args(mesh, get_tt_ccl(mesh), args, args.load_state_dict(), None, layer_num=0)
+    scaling = args.reference_config().rope_parameters
+    llama3 = scaling["rope_type"] == "llama3" and Llama3RopeScaling(
+        scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"],
+        scaling["original_max_position_embeddings"],
+    )  # fmt: skip
+    rope = Rope1D(args.head_dim, 256, args.rope_theta, scaling=llama3 or None, mesh_device=mesh)
+    hf = reference.reference_attention(args, dtype=torch.float32)
+    prompt = torch.randn(1, 128, args.dim)
+    out = attention.prefill_forward(LazyWeight(prompt[None]), 128, rope.prefill_forward(128))
+    reference_check(hf(prompt, 0)[None], _to_host(out, mesh), min_pcc=0.99)
+    token = torch.randn(1, 1, args.dim)
+    x = torch.zeros(1, 1, 32, args.dim)
+    x[0, 0, 0] = token[0, 0]
+    positions = [128] + [0] * 31
+    out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions))
+    reference_check(hf(token, 128)[0], _to_host(out, mesh)[0, 0, :1], min_pcc=0.99)
+
+
+def test_from_model_args_rejects_galaxy_before_touching_the_mesh():
+    with pytest.raises(ValueError, match="use Attention2D"):
+        Attention1D.from_model_args(None, None, types.SimpleNamespace(is_galaxy=True), {}, None, 0)
