@@ -16,7 +16,7 @@ import itertools
 
 import torch
 
-from models.common.testing.shadow.registry import OpSpec, argument
+from models.common.testing.shadow.registry import OpSpec, argument, concat_keeps_blocks
 
 
 def device_groups(mesh_shape: tuple[int, int], cluster_axis: int | None) -> list[list[int]]:
@@ -29,11 +29,16 @@ def device_groups(mesh_shape: tuple[int, int], cluster_axis: int | None) -> list
     return [[r * cols + c for c in range(cols)] for r in range(rows)]
 
 
+def _dim(args, kwargs) -> int:
+    """The collective's ``dim``: by keyword or the first positional int."""
+    return argument(args, kwargs, "dim", next((i for i, a in enumerate(args) if isinstance(a, int)), None))
+
+
 def _collective(per_group) -> callable:
     """A mesh golden applying ``per_group(values of the group, dim) -> values per member`` to every group."""
 
     def golden(xs, *args, mesh_shape, **kwargs):
-        dim = argument(args, kwargs, "dim", next((i for i, a in enumerate(args) if isinstance(a, int)), None))
+        dim = _dim(args, kwargs)
         out = [None] * len(xs)
         for group in device_groups(mesh_shape, kwargs.get("cluster_axis")):
             for index, value in zip(group, per_group([xs[i] for i in group], dim), strict=True):
@@ -61,7 +66,11 @@ def _all_gather_matmul(xs, weights, *args, mesh_shape, **kwargs):
     return [(g, g @ w) for g, w in zip(gathered, weights, strict=True)]
 
 
-ALL_GATHER = OpSpec(_collective(_gather), mesh=True)
+def _gather_moves(args, kwargs, shape) -> bool:
+    return concat_keeps_blocks(_dim(args[1:], kwargs), [args[0].shape[-1]], shape)
+
+
+ALL_GATHER = OpSpec(_collective(_gather), mesh=True, moves=_gather_moves)
 REDUCE_SCATTER = OpSpec(_collective(_reduce_scatter), mesh=True)
 ALL_REDUCE = OpSpec(_collective(_reduce), mesh=True)
 

@@ -11,9 +11,12 @@ import ttnn
 from models.common.testing.shadow.registry import (
     OpSpec,
     argument,
+    concat_keeps_blocks,
     dtype_from,
     input_dtype,
+    keeps_blocks,
     layout_from,
+    reshape_keeps_blocks,
     ttnn_golden,
 )
 from models.common.testing.shadow.tensor import tile_padded
@@ -35,6 +38,16 @@ def reshape_padded(args, kwargs, shape, layout):
 
 def concat(tensors, dim=0, *args, **kwargs):
     return ttnn.get_golden_function(ttnn.concat)(list(tensors), dim)
+
+
+def concat_moves(args, kwargs, shape) -> bool:
+    tensors = argument(args, kwargs, "tensors", 0)
+    return concat_keeps_blocks(argument(args, kwargs, "dim", 1, 0), [t.shape[-1] for t in tensors], shape)
+
+
+def permute_moves(args, kwargs, shape) -> bool:
+    """Rows stay whole when the last dim stays last."""
+    return argument(args, kwargs, "dims", 1)[-1] % len(shape) == len(shape) - 1
 
 
 def concat_dtype(args, kwargs, first):
@@ -59,17 +72,22 @@ _ELTWISE_DROP = ("memory_config", "output_tensor", "queue_id", "use_legacy", "su
 
 TABLE = {
     # storage moves: values unchanged, possibly a new dtype
-    "ttnn.to_memory_config": OpSpec(identity),
-    "ttnn.interleaved_to_sharded": OpSpec(identity, dtype=dtype_from("output_dtype", 3)),
-    "ttnn.sharded_to_interleaved": OpSpec(identity, dtype=dtype_from("output_dtype", 2)),
-    "ttnn.typecast": OpSpec(identity, dtype=dtype_from("dtype", 1)),
-    "ttnn.to_layout": OpSpec(identity, layout=layout_from("layout", 1)),
-    "ttnn.clone": OpSpec(identity),
+    "ttnn.to_memory_config": OpSpec(identity, moves=keeps_blocks),
+    "ttnn.interleaved_to_sharded": OpSpec(identity, dtype=dtype_from("output_dtype", 3), moves=keeps_blocks),
+    "ttnn.sharded_to_interleaved": OpSpec(identity, dtype=dtype_from("output_dtype", 2), moves=keeps_blocks),
+    "ttnn.typecast": OpSpec(identity, dtype=dtype_from("dtype", 1), moves=keeps_blocks),
+    "ttnn.to_layout": OpSpec(identity, layout=layout_from("layout", 1), moves=keeps_blocks),
+    "ttnn.clone": OpSpec(identity, moves=keeps_blocks),
     # shape ops
-    "ttnn.reshape": OpSpec(reshape, padded=reshape_padded),
-    "ttnn.permute": OpSpec(ttnn_golden(ttnn.permute)),
+    "ttnn.reshape": OpSpec(reshape, padded=reshape_padded, moves=reshape_keeps_blocks),
+    "ttnn.permute": OpSpec(ttnn_golden(ttnn.permute), moves=permute_moves),
     "ttnn.slice": OpSpec(slice_),
-    "ttnn.concat": OpSpec(concat, dtype=concat_dtype, layout=lambda args, kwargs, first: args[0][0].golden.layout),
+    "ttnn.concat": OpSpec(
+        concat,
+        dtype=concat_dtype,
+        layout=lambda args, kwargs, first: args[0][0].golden.layout,
+        moves=concat_moves,
+    ),
     # math
     "ttnn.linear": OpSpec(ttnn_golden(ttnn.linear)),
     "ttnn.matmul": OpSpec(ttnn_golden(ttnn.matmul)),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import ttnn
 
+from models.common.testing.shadow.blockfloat import BLOCK
 from models.common.testing.shadow.tensor import tile_padded
 
 
@@ -57,6 +58,22 @@ def padded_by_layout(args, kwargs, shape, layout):
     return tile_padded(shape, layout)
 
 
+def keeps_blocks(args, kwargs, shape) -> bool:
+    """A ``moves`` rule for ops that keep every value in its row (memory-config, layout and dtype moves)."""
+    return True
+
+
+def reshape_keeps_blocks(args, kwargs, shape) -> bool:
+    """Rows keep their width, or old and new widths are whole blocks: the flat value order is kept."""
+    width = args[0].shape[-1]
+    return width == shape[-1] or (width % BLOCK == 0 and shape[-1] % BLOCK == 0)
+
+
+def concat_keeps_blocks(dim: int, widths, shape) -> bool:
+    """Pieces joined along ``dim``: rows are untouched unless it is the last dim, then pieces must be whole blocks."""
+    return dim % len(shape) != len(shape) - 1 or all(width % BLOCK == 0 for width in widths)
+
+
 @dataclass(frozen=True)
 class OpSpec:
     golden: Callable
@@ -65,6 +82,9 @@ class OpSpec:
     layout: Callable = same_layout
     padded: Callable = padded_by_layout  # (args, kwargs, logical shape, layout) -> padded shape
     inplace: int | None = None  # position of the argument the op writes into (caches); its golden is replaced
+    # (args, kwargs, logical shape) -> whether every 16-value block of a row stays together, for ops that only move
+    # values (None: the op computes new ones). Moved values already stored in the output dtype are not rounded again.
+    moves: Callable | None = None
 
 
 def ttnn_golden(op, *, drop: tuple[str, ...] = ()) -> Callable:

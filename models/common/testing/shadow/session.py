@@ -11,8 +11,9 @@ Usage::
 While active, every callable of ``ttnn``, ``ttnn.experimental``, ``ttnn.transformer`` and ``ttnn.kv_cache`` is
 replaced by a dispatcher. A call without shadow tensors runs unchanged. A call with one runs the real op on the
 device tensors (validation, program cache, output shape/layout/memory config as ttnn decides), then the op's
-golden (``registry.OpSpec``) on the host values, rounds them to the output dtype and checks the golden's shape,
-padded shape, dtype and layout against ttnn's result. An op without a golden raises ``ShadowUnsupportedOp``.
+golden (``registry.OpSpec``) on the host values, rounds them to the output dtype (``blockfloat`` for block floats;
+values an op only moves, already in that dtype, are kept) and checks the golden's shape, padded shape, dtype and
+layout against ttnn's result. An op without a golden raises ``ShadowUnsupportedOp``.
 Inputs enter through ``from_torch`` / ``as_tensor`` / ``to_device`` / ``load_tensor`` (host tensors hold real
 data, so a host tensor's values are its golden); values leave through ``to_torch`` / ``from_device``. While
 active, reading a device tensor that has no golden raises instead of returning the mock's zeros.
@@ -27,13 +28,14 @@ import ttnn
 
 from models.common.testing.shadow import attention, ccl, ops
 from models.common.testing.shadow.tensor import (
+    BLOCK_FLOATS,
     Golden,
     ShadowError,
     ShadowTensor,
     ShadowUnsupportedOp,
     check,
     host_values,
-    quantize,
+    quantize_shards,
 )
 
 NAMESPACES = ("ttnn", "ttnn.experimental", "ttnn.transformer", "ttnn.kv_cache")
@@ -122,7 +124,7 @@ def _run(name, spec, original, args, kwargs):
     dtype, layout = spec.dtype(args, kwargs, first), spec.layout(args, kwargs, first)
     if spec.inplace is not None:
         target = args[spec.inplace]
-        target.golden.shards = [quantize(v, target.golden.dtype) for v in per_device]
+        target.golden.shards = quantize_shards(per_device, target.golden.dtype)
         return check(name, target)
     if isinstance(device_out, (list, tuple)):
         outputs = zip(device_out, zip(*per_device, strict=True), strict=True)
@@ -131,8 +133,13 @@ def _run(name, spec, original, args, kwargs):
 
 
 def _wrap(name, spec, args, kwargs, device, values, dtype, layout, first) -> ShadowTensor:
-    shards = [quantize(v, dtype) for v in values]
-    padded = spec.padded(args, kwargs, tuple(shards[0].shape), layout)
+    shape = tuple(values[0].shape)
+    stored = spec.moves is not None and all(t.dtype == dtype for t in _tensors((args, kwargs)))
+    if stored and (dtype not in BLOCK_FLOATS or spec.moves(args, kwargs, shape)):
+        shards = values  # moved values, already rounded to this dtype (rounding again would change nothing)
+    else:
+        shards = quantize_shards(values, dtype)
+    padded = spec.padded(args, kwargs, shape, layout)
     return check(name, ShadowTensor(device, Golden(shards, dtype, layout, padded, first.mesh_shape)))
 
 
@@ -187,10 +194,10 @@ def _enter(device_tensor: ttnn.Tensor, host: ttnn.Tensor) -> ShadowTensor:
 
 
 def _from_torch(original, tensor, *args, device=None, memory_config=None, **kwargs):
-    result = original(tensor, *args, device=device, memory_config=memory_config, **kwargs)
+    host = original(tensor, *args, **kwargs)  # converted once; its data is real
     if device is None:
-        return result  # a host tensor: its data is real
-    return _enter(result, original(tensor, *args, **kwargs))
+        return host
+    return _enter(_ORIGINAL_TO_DEVICE(host, device, memory_config=memory_config), host)
 
 
 def _as_tensor(original, tensor, *args, device=None, memory_config=None, cache_file_name=None, **kwargs):
@@ -222,7 +229,7 @@ def _from_device(original, tensor, *args, **kwargs):
 
 def _to_torch(original, tensor, *args, **kwargs):
     if isinstance(tensor, ShadowTensor):
-        return original(tensor.golden.to_host(), *args, **kwargs)
+        return original(tensor.golden.to_host(for_torch=True), *args, **kwargs)
     _refuse_unshadowed("ttnn.to_torch", tensor)
     return original(tensor, *args, **kwargs)
 

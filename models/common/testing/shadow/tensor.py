@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 import ttnn
-from ttnn.operations.golden_common import golden_to_output_dtype
+
+from models.common.testing.shadow.blockfloat import BLOCK, CHUNK_BLOCKS, MANTISSA_BITS, round_block_float
 
 TILE = 32  # tile edge of ttnn.TILE_LAYOUT; tiled tensors pad their last two dims to it
-BLOCK_FLOATS = (ttnn.bfloat8_b, ttnn.bfloat4_b)  # shared exponent per 16 values of a tile row
+BLOCK_FLOATS = tuple(MANTISSA_BITS)  # shared exponent per 16 values of a tile row
 
 # Captured before any patching: the package calls the real conversions, never its own wrappers.
 _from_torch, _to_torch, _get_device_tensors = ttnn.from_torch, ttnn.to_torch, ttnn.get_device_tensors
@@ -38,12 +39,21 @@ class ShadowDriftError(ShadowError):
 
 
 def quantize(values: torch.Tensor, dtype) -> torch.Tensor:
-    """``values`` as a tensor of ``dtype`` stores them (block floats via ttnn's own host packing), float32."""
+    """``values`` as a tensor of ``dtype`` stores them, float32 (integers: in the dtype's torch type)."""
     if not values.is_floating_point():
         return values.to(ttnn.ttnn_dtype_to_torch_dtype(dtype))
     if dtype in BLOCK_FLOATS:
-        return golden_to_output_dtype(values.float(), dtype).float()
+        return round_block_float(values, dtype)
     return values.to(ttnn.ttnn_dtype_to_torch_dtype(dtype)).float()
+
+
+def quantize_shards(shards: list[torch.Tensor], dtype) -> list[torch.Tensor]:
+    """:func:`quantize` of every device's values. Block-float shards of one shape that fit one rounding pass together
+    are rounded stacked; larger ones one by one (stacking copies them, which costs more than the calls it saves)."""
+    small = sum(s.numel() for s in shards) <= CHUNK_BLOCKS * BLOCK
+    if dtype in BLOCK_FLOATS and small and len({tuple(s.shape) for s in shards}) == 1:
+        return list(round_block_float(torch.stack([s.float() for s in shards]), dtype).unbind(0))
+    return [quantize(s, dtype) for s in shards]
 
 
 def tile_padded(shape, layout) -> tuple[int, ...]:
@@ -69,10 +79,16 @@ class Golden:
     padded_shape: tuple[int, ...]
     mesh_shape: tuple[int, int]
 
-    def to_host(self) -> ttnn.Tensor:
-        """A real host tensor (multi-device when the mesh has several devices) holding the golden values."""
-        layout = ttnn.TILE_LAYOUT if self.dtype in BLOCK_FLOATS else ttnn.ROW_MAJOR_LAYOUT
-        tensors = [_from_torch(s, dtype=self.dtype, layout=layout) for s in self.live_shards("to host")]
+    def to_host(self, for_torch: bool = False) -> ttnn.Tensor:
+        """A real host tensor (multi-device when the mesh has several devices) holding the golden values. With
+        ``for_torch`` (it is only read by ``ttnn.to_torch``) block floats stay float32, the type ``to_torch`` gives
+        them anyway: the values are already rounded, so packing them again would change nothing."""
+        if for_torch and self.dtype in BLOCK_FLOATS:
+            dtype, layout = ttnn.float32, ttnn.ROW_MAJOR_LAYOUT
+        else:
+            dtype = self.dtype
+            layout = ttnn.TILE_LAYOUT if dtype in BLOCK_FLOATS else ttnn.ROW_MAJOR_LAYOUT
+        tensors = [_from_torch(s, dtype=dtype, layout=layout) for s in self.live_shards("to host")]
         return tensors[0] if len(tensors) == 1 else ttnn.from_host_shards(tensors, ttnn.MeshShape(*self.mesh_shape))
 
     def live_shards(self, use: str) -> list[torch.Tensor]:

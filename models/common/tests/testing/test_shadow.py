@@ -111,6 +111,12 @@ def test_block_float_round_trip(ttnn_mesh_device, dtype, tmp_path):
         assert not torch.equal(stored, x.bfloat16().float()), "block-float rounding must be visible"
         out = ttnn.typecast(_put(mesh, x), dtype)  # bf16 first, then block float: rounded twice, as on device
         assert torch.equal(_per_device(mesh, out)[0], stored_from_bf16)
+        kept = ttnn.reshape(tx, (1, 1, 128, 64))  # blocks stay whole: the stored values are kept
+        assert torch.equal(_per_device(mesh, kept)[0], stored.reshape(1, 1, 128, 64))
+        moved = ttnn.permute(tx, (0, 1, 3, 2))  # new rows form new blocks: rounded again, as on device
+        again = ttnn.to_torch(ttnn.from_torch(stored.transpose(-2, -1), dtype=dtype, layout=ttnn.TILE_LAYOUT))
+        assert torch.equal(_per_device(mesh, moved)[0], again.float())
+        assert not torch.equal(again.float(), stored.transpose(-2, -1)), "re-rounding must be visible"
         for _ in range(2):  # first: convert and store the cache entry; second: load it from disk
             weight = LazyWeight(
                 x,
