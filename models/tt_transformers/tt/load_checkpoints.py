@@ -20,7 +20,9 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -116,8 +118,27 @@ def layer_of(key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def load_hf_checkpoint(checkpoint_dir: Path, n_layers: int) -> dict[str, torch.Tensor]:
-    """HF-named tensors of the first ``n_layers`` decoder layers plus the non-layer weights, read from safetensors."""
+class LazyStateDict(Mapping):
+    """A read-only state dict whose tensors are made when looked up (read from safetensors, drawn at random,
+    converted to TTTv1 naming), so a caller holds only the weights it reads: a one-layer 70B MLP test no longer
+    materialises the 2 GB embedding and LM head it never touches. Each lookup makes the tensor afresh."""
+
+    def __init__(self, makers: dict[str, Callable[[], torch.Tensor]]):
+        self._makers = makers
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._makers[key]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+
+def load_hf_checkpoint(checkpoint_dir: Path, n_layers: int) -> LazyStateDict:
+    """HF-named tensors of the first ``n_layers`` decoder layers plus the non-layer weights, read from safetensors
+    when looked up."""
     index = checkpoint_dir / SAFETENSORS_INDEX
     if index.is_file():
         files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -128,54 +149,76 @@ def load_hf_checkpoint(checkpoint_dir: Path, n_layers: int) -> dict[str, torch.T
             f"{checkpoint_dir} has neither {SAFETENSORS_INDEX} nor {SAFETENSORS_SINGLE}; save the checkpoint with "
             "save_pretrained (safetensors), or select a shipped config for random weights"
         )
-    state_dict = {}
+    makers = {}
     for file in files:
         with safe_open(checkpoint_dir / file, framework="pt") as f:
             for key in f.keys():  # noqa: SIM118 (safe_open handles are not iterable)
                 layer = layer_of(key)
                 if layer is None or layer < n_layers:
-                    state_dict[key] = f.get_tensor(key)
-    return state_dict
+                    makers[key] = partial(_read_tensor, checkpoint_dir / file, key)
+    return LazyStateDict(makers)
 
 
-def random_hf_state_dict(shapes: dict[str, tuple[int, ...]], std: float, seed: int) -> dict[str, torch.Tensor]:
+def _read_tensor(path: Path, key: str) -> torch.Tensor:
+    with safe_open(path, framework="pt") as f:
+        return f.get_tensor(key)
+
+
+def random_hf_state_dict(shapes: dict[str, tuple[int, ...]], std: float, seed: int) -> LazyStateDict:
     """Seeded bf16 weights for HF-named ``shapes``: N(0, std) (HF's initializer_range), norms 1 + N(0, std).
 
     Each tensor has its own generator seeded from ``seed`` and its name, so a weight does not depend on which others
-    are drawn (a 1-layer and a 2-layer model share layer 0).
+    are drawn (a 1-layer and a 2-layer model share layer 0), and is drawn only when looked up.
     """
-    state_dict = {}
-    for key, shape in shapes.items():
-        generator = torch.Generator().manual_seed(seed ^ zlib.crc32(key.encode()))
-        weight = torch.randn(shape, generator=generator) * std
-        if "norm" in key:
-            weight += 1
-        state_dict[key] = weight.to(torch.bfloat16)
-    return state_dict
+    return LazyStateDict({key: partial(_random_tensor, key, shape, std, seed) for key, shape in shapes.items()})
 
 
-def hf_to_meta(state_dict: dict[str, torch.Tensor], head_dim: int, n_heads: int, n_kv_heads: int):
-    """HF-named weights -> TTTv1 (Meta) names and rotary layout (see the module docstring)."""
-    state_dict = _split_fused(state_dict, head_dim, n_heads, n_kv_heads)
-    if "lm_head.weight" not in state_dict and "model.embed_tokens.weight" in state_dict:
-        state_dict["lm_head.weight"] = state_dict["model.embed_tokens.weight"]  # tied embeddings
-    return {_meta_name(key): _to_meta_rotary(key, tensor, head_dim) for key, tensor in state_dict.items()}
+def _random_tensor(key: str, shape: tuple[int, ...], std: float, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed ^ zlib.crc32(key.encode()))
+    weight = torch.randn(shape, generator=generator) * std
+    if "norm" in key:
+        weight += 1
+    return weight.to(torch.bfloat16)
 
 
-def _split_fused(state_dict, head_dim, n_heads, n_kv_heads):
-    out = {}
-    for key, tensor in state_dict.items():
-        if "qkv_proj" in key:
-            sizes = [n_heads * head_dim, n_kv_heads * head_dim, n_kv_heads * head_dim]
-            for name, part in zip(("q_proj", "k_proj", "v_proj"), torch.split(tensor, sizes), strict=True):
-                out[key.replace("qkv_proj", name)] = part
-        elif "gate_up_proj" in key:
-            gate, up = torch.chunk(tensor, 2)
-            out[key.replace("gate_up_proj", "gate_proj")] = gate
-            out[key.replace("gate_up_proj", "up_proj")] = up
-        else:
-            out[key] = tensor
-    return out
+def hf_to_meta(state_dict: Mapping[str, torch.Tensor], head_dim: int, n_heads: int, n_kv_heads: int) -> LazyStateDict:
+    """HF-named weights -> TTTv1 (Meta) names and rotary layout (see the module docstring), converted when looked up."""
+    makers = {}
+    for key in state_dict:
+        for hf_key, select in _split_fused(key, head_dim, n_heads, n_kv_heads):
+            makers[_meta_name(hf_key)] = partial(_to_meta, state_dict, key, select, hf_key, head_dim)
+    tied_head, embedding = _meta_name("lm_head.weight"), _meta_name("model.embed_tokens.weight")
+    if tied_head not in makers and embedding in makers:
+        makers[tied_head] = makers[embedding]  # tied embeddings
+    return LazyStateDict(makers)
+
+
+def _to_meta(state_dict, key, select, hf_key, head_dim) -> torch.Tensor:
+    return _to_meta_rotary(hf_key, select(state_dict[key]), head_dim)
+
+
+def _split_fused(key: str, head_dim: int, n_heads: int, n_kv_heads: int) -> list[tuple[str, Callable]]:
+    """(HF key, part selector) for each unfused weight stored under ``key``."""
+    if "qkv_proj" in key:
+        sizes = [n_heads * head_dim, n_kv_heads * head_dim, n_kv_heads * head_dim]
+        names = ("q_proj", "k_proj", "v_proj")
+        return [(key.replace("qkv_proj", name), partial(_part, sizes, i)) for i, name in enumerate(names)]
+    if "gate_up_proj" in key:
+        names = ("gate_proj", "up_proj")
+        return [(key.replace("gate_up_proj", name), partial(_half, i)) for i, name in enumerate(names)]
+    return [(key, _whole)]
+
+
+def _part(sizes: list[int], index: int, tensor: torch.Tensor) -> torch.Tensor:
+    return torch.split(tensor, sizes)[index]
+
+
+def _half(index: int, tensor: torch.Tensor) -> torch.Tensor:
+    return torch.chunk(tensor, 2)[index]
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 def _to_meta_rotary(key: str, tensor: torch.Tensor, head_dim: int) -> torch.Tensor:

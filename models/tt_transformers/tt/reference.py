@@ -23,7 +23,7 @@ def meta_model(config):
 
 
 def _materialise(module: torch.nn.Module, state_dict: dict, prefix: str, dtype) -> torch.nn.Module:
-    weights = {key.removeprefix(prefix): t for key, t in state_dict.items() if key.startswith(prefix)}
+    weights = {key.removeprefix(prefix): state_dict[key] for key in state_dict if key.startswith(prefix)}
     module = module.to(dtype).to_empty(device="cpu")
     module.load_state_dict(weights, strict=True)
     return module.eval()
