@@ -425,6 +425,12 @@ class ModelArgs:
         self.rope_scaling = scaling if scaling.get("rope_type", "default") != "default" else None
         self.orig_context_len = (self.rope_scaling or {}).get("original_max_position_embeddings")
         self.qk_norm = self.hf_config.model_type == "qwen3"  # Qwen3: per-head RMSNorm on q and k
+        # attention.py: query scaling (Gemma), sliding-window layers (HF layer_types), unit-offset q/k norms
+        self.query_pre_attn_scalar = getattr(config, "query_pre_attn_scalar", None)
+        self.sliding_window = getattr(config, "sliding_window", None)
+        self.layer_types = getattr(config, "layer_types", None)
+        self.rms_norm_add_unit_offset = False
+        self.use_qk_fused = not self.is_multimodal  # decode: fused Q/K rotary embedding and paged cache update
         self.mlp_activation_type = _activation_type(config.hidden_act)
 
         # Llama vision models: upstream drops "-Vision" and marks 70B/90B for the Galaxy XQKV config
@@ -482,6 +488,12 @@ class ModelArgs:
             rows = LM_HEAD_GALAXY_ROWS
             while self.dim % (TILE * TILE * rows):
                 rows -= 1
+                if rows == 0:
+                    raise ValueError(
+                        f"dim={self.dim} is not a multiple of {TILE * TILE} (32x32 tiles per lm_head row on a "
+                        f"Galaxy): {self.model_name} does not run on a "
+                        f"{self.cluster_shape[0]}x{self.cluster_shape[1]} mesh"
+                    )
         cols = LM_HEAD_COLS
         while self.dim % (TILE * rows * cols):
             rows -= 1
@@ -896,7 +908,9 @@ class ModelArgs:
 def _random_state_dict(config) -> dict[str, torch.Tensor]:
     from models.tt_transformers.tt.reference import meta_model
 
-    shapes = {key: tuple(t.shape) for key, t in meta_model(config).state_dict().items()}
+    # a tied LM head is the embedding (hf_to_meta copies it), as in HF checkpoints: no weight of its own
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    shapes = {key: tuple(t.shape) for key, t in meta_model(config).state_dict().items() if key not in tied}
     return ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
 
 

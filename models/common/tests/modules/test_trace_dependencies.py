@@ -807,3 +807,23 @@ def test_real_tttv1_modules():
         assert report["mode_switches"], f"{name}: no mode switch reported"
         if has_galaxy_branch:
             assert "is_galaxy" in static_branches(report), f"{name}: is_galaxy branch not reported"
+
+
+def test_real_tttv1_attention():
+    """TTTv1 attention.py through the CLI: all seven sections; its static branches on the Galaxy (self.TG, resolved
+    to ModelArgs.is_galaxy), fused Q/K ops and the fused all-gather matmul; the decode / prefill switch in forward;
+    and the model_config keys both forwards read."""
+    module, config = TTTV1_DIR / "attention.py", TTTV1_DIR / "model_config.py"
+    result, elapsed = run_cli(module, config)
+    assert result.returncode == 0, result.stderr
+    assert elapsed < TIME_LIMIT_S
+    assert [header for header in HEADERS if header in result.stdout] == HEADERS
+    report = td.trace(module, config, TTTV1_DIR / td.CCL_FILE_NAME)
+    galaxy = [c for c in report["condition_attributes"] if c["attribute"] == "self.TG"]
+    assert [c["args_attr"] for c in galaxy] == ["is_galaxy"]
+    assert {"use_qk_fused", "self.use_fused_all_gather_matmul"} <= static_branches(report)
+    assert "mode == 'prefill'" in {m["expr"] for m in report["mode_switches"]}
+    keys = {access["key"] for access in report["config_accesses"]}
+    decode_keys = {"XQKV_DECODE_PROGCFG", "SDPA_DECODE_PROGCFG", "ATTN_OUTPUT_PROGCFG", "DECODE_RESIDUAL_MEMCFG"}
+    prefill_keys = {"XQKV_PREFILL_PROGCFG", "SDPA_PROGCFG", "WO_PREFILL_PROGCFG", "KV_PREFILL_MEM_CFG"}
+    assert decode_keys | prefill_keys | {"CREATE_QKV_DECODE_SHARD", "DECODERS_OPTIMIZATIONS"} <= keys
