@@ -46,8 +46,9 @@ WORMHOLE_DRAM_SHARD_GRID_WIDTH = 8
 
 
 @dataclass(frozen=True)
-class MLP1DConfig(ResolvableConfig):
-    """Everything MLP1D decides; ``None`` fields are derived by the ``default_*`` methods below (TTTv1's choices)."""
+class SwiGLUConfig(ResolvableConfig):
+    """What MLP1DConfig and MLP2DConfig share: weights, mesh and CCL, the gate's math, prefill chunking, and the
+    TTTv1 defaults of those. ``None`` fields are derived by the ``default_*`` methods (the subclasses add theirs)."""
 
     w1: LazyWeight  # (dim, hidden_dim): gate_proj.weight.T
     w2: LazyWeight  # (hidden_dim, dim): down_proj.weight.T
@@ -57,24 +58,14 @@ class MLP1DConfig(ResolvableConfig):
     tt_ccl: Any = None
     topology: ttnn.Topology | None = None
     num_reduce_scatter_links: int = 1
-    # shapes and math
-    max_batch_size: int = 32
+    # math
     activation: ttnn.UnaryOpType = ttnn.UnaryOpType.SILU
-    activation_dtype: ttnn.DataType | None = None  # None: bfloat16 linear outputs, bfloat8_b mul output (TTTv1)
+    activation_dtype: ttnn.DataType | None = None  # None: TTTv1's per-op dtypes (bfloat8_b mul output)
     w1_w3_dtype: ttnn.DataType | None = None
     w2_dtype: ttnn.DataType | None = None
-    linear_dtype: ttnn.DataType | None = None
     mul_dtype: ttnn.DataType | None = None
     ff1_3_compute_kernel_config: Any = None
     ff2_compute_kernel_config: Any = None
-    w1_w3_memcfg: ttnn.MemoryConfig | None = None
-    w2_memcfg: ttnn.MemoryConfig | None = None
-    # decode
-    decode_input_memcfg: ttnn.MemoryConfig | None = None
-    decode_w1_w3_prg_config: Any = None
-    decode_mlp2_input_memcfg: ttnn.MemoryConfig | None = None
-    decode_w2_prg_config: Any = None
-    decode_residual_memcfg: ttnn.MemoryConfig | None = None
     # prefill
     prefill_input_memcfg: ttnn.MemoryConfig | None = None
     prefill_len_cutoff: int | None = None
@@ -83,7 +74,6 @@ class MLP1DConfig(ResolvableConfig):
 
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"topology", "activation_dtype"})
 
-    # --- derived sizes ---------------------------------------------------------------------------------------
     @property
     def dim(self) -> int:
         return self.w1.shape[-2]
@@ -96,19 +86,6 @@ class MLP1DConfig(ResolvableConfig):
     def num_devices(self) -> int:
         return self.mesh_device.get_num_devices()
 
-    @property
-    def padded_hidden_dim(self) -> int:
-        return get_padded_hidden_dim(self.hidden_dim, self.num_devices)
-
-    @property
-    def hidden_per_device(self) -> int:
-        return self.padded_hidden_dim // self.num_devices
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
-
-    # --- defaults (TTTv1) ------------------------------------------------------------------------------------
     def default_mesh_device(self):
         return self.w1.device or ttnn.GetDefaultDevice()
 
@@ -124,9 +101,6 @@ class MLP1DConfig(ResolvableConfig):
     def default_w2_dtype(self):
         return ttnn.bfloat8_b
 
-    def default_linear_dtype(self):
-        return self.activation_dtype or ttnn.bfloat16
-
     def default_mul_dtype(self):
         return self.activation_dtype or ttnn.bfloat8_b
 
@@ -135,6 +109,102 @@ class MLP1DConfig(ResolvableConfig):
 
     def default_ff2_compute_kernel_config(self):
         return pc.hifi2_fp16_compute_kernel_config()
+
+    def default_prefill_input_memcfg(self):
+        return ttnn.DRAM_MEMORY_CONFIG
+
+    def default_prefill_len_cutoff(self):
+        return default_prefill_len_cutoff(self.dim, self.num_devices)
+
+
+def swiglu_model_args(args, state_dict, weight_cache_path, layer_num: int, state_dict_prefix=None) -> dict:
+    """SwiGLUConfig fields as TTTv1's MLP takes them from a ModelArgs (Meta-named weights padded to
+    ``args.hidden_dim`` and cached under TTTv1's names; the layer's dtypes and fidelities; prefill cutoff and
+    program configs). Shared by MLP1DConfig.from_model_args and MLP2DConfig.from_model_args."""
+    from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
+
+    prefix = state_dict_prefix or args.get_state_dict_prefix("MLP", layer_num)
+    layer = max(layer_num, 0)  # cross-attention blocks use the first decoder's settings (TTTv1)
+    mc = args.model_config
+    precision = mc["DECODERS_OPTIMIZATIONS"]
+    suffix = f".hidden_dim_{args.hidden_dim}" if args.hidden_dim != args.unpadded_hidden_dim else ""
+    cached = weight_cache_path is not None and not args.dummy_weights
+
+    def weight(name: str, pad_dim: int) -> LazyWeight:
+        source = pad_dim_to_size(state_dict[f"{prefix}.{name}.weight"].T, pad_dim, args.hidden_dim)
+        cache = dict(cache_dir=weight_cache_path, cache_name=f"{prefix}.{name}_sharded{suffix}") if cached else {}
+        return LazyWeight(source, **cache)
+
+    return dict(
+        w1=weight("w1", -1),
+        w2=weight("w2", -2),
+        w3=weight("w3", -1),
+        topology=args.ccl_topology(),
+        num_reduce_scatter_links=args.num_reduce_scatter_links,
+        activation=args.mlp_activation_type,
+        activation_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.ACTIVATION),
+        w1_w3_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.FF1_FF3),
+        w2_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.FF2),
+        ff1_3_compute_kernel_config=precision.get_math_fidelity(layer, OpGroup.LI_FF1_FF3, configuration=args),
+        ff2_compute_kernel_config=precision.get_math_fidelity(layer, OpGroup.LI_FF2, configuration=args),
+        prefill_len_cutoff=args.prefill_len_cutoff,
+        prefill_w1_w3_prg_config=mc["PREFILL_MLP_W1_W3_PRG_CONFIG"],
+        prefill_w2_prg_config=mc["PREFILL_MLP_W2_PRG_CONFIG"],
+    )
+
+
+@dataclass(frozen=True)
+class MLP1DConfig(SwiGLUConfig):
+    """Everything MLP1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
+
+    max_batch_size: int = 32
+    linear_dtype: ttnn.DataType | None = None  # None: bfloat16 (TTTv1), or activation_dtype if given
+    w1_w3_memcfg: ttnn.MemoryConfig | None = None
+    w2_memcfg: ttnn.MemoryConfig | None = None
+    # decode
+    decode_input_memcfg: ttnn.MemoryConfig | None = None
+    decode_w1_w3_prg_config: Any = None
+    decode_mlp2_input_memcfg: ttnn.MemoryConfig | None = None
+    decode_w2_prg_config: Any = None
+    decode_residual_memcfg: ttnn.MemoryConfig | None = None
+
+    @classmethod
+    def from_model_args(
+        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num: int, state_dict_prefix=None
+    ) -> "MLP1DConfig":
+        """TTTv1's MLP settings from a ModelArgs: its weights, dtypes, math fidelities and model_config program
+        configs (the only place MLP1D touches TTTv1; retires with it). Host-side: nothing is uploaded."""
+        if args.is_galaxy:
+            raise ValueError("MLP1D cannot be used on Galaxy (8x4 / 4x8) meshes; use MLP2D.from_model_args")
+        mc = args.model_config
+        return cls(
+            mesh_device=mesh_device,
+            tt_ccl=tt_ccl,
+            max_batch_size=args.max_batch_size,
+            decode_input_memcfg=mc["SHARDED_MLP_INPUT_MEMCFG"],
+            decode_w1_w3_prg_config=mc["DECODE_MLP_W1_W3_PRG_CONFIG"],
+            decode_mlp2_input_memcfg=mc["SHARDED_MLP2_INPUT_MEMCFG"],
+            decode_w2_prg_config=mc["DECODE_MLP_W2_PRG_CONFIG"],
+            decode_residual_memcfg=mc["DECODE_RESIDUAL_MEMCFG"],
+            **swiglu_model_args(args, state_dict, weight_cache_path, layer_num, state_dict_prefix),
+        )
+
+    # --- derived sizes ---------------------------------------------------------------------------------------
+    @property
+    def padded_hidden_dim(self) -> int:
+        return get_padded_hidden_dim(self.hidden_dim, self.num_devices)
+
+    @property
+    def hidden_per_device(self) -> int:
+        return self.padded_hidden_dim // self.num_devices
+
+    @property
+    def tile_padded_batch_rows(self) -> int:
+        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
+
+    # --- defaults (TTTv1) ------------------------------------------------------------------------------------
+    def default_linear_dtype(self):
+        return self.activation_dtype or ttnn.bfloat16
 
     def default_w1_w3_memcfg(self):
         return pc.create_dram_sharded_mem_config(self.dim, self.hidden_per_device, self.mesh_device.dram_grid_size())
@@ -168,12 +238,6 @@ class MLP1DConfig(ResolvableConfig):
 
     def default_decode_residual_memcfg(self):
         return pc.decode_residual_memcfg(self.dim, self.num_devices, self.tile_padded_batch_rows)
-
-    def default_prefill_input_memcfg(self):
-        return ttnn.DRAM_MEMORY_CONFIG
-
-    def default_prefill_len_cutoff(self):
-        return default_prefill_len_cutoff(self.dim, self.num_devices)
 
     def default_prefill_w1_w3_prg_config(self):
         n = self.hidden_per_device
@@ -277,53 +341,10 @@ class MLP1D(LightweightModule):
 
     # --- TTTv1 bridge ----------------------------------------------------------------------------------------
     @classmethod
-    def from_model_args(
-        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num: int, state_dict_prefix=None
-    ) -> "MLP1D":
-        """Build from a TTTv1 ModelArgs: its weights, dtypes, math fidelities and model_config program configs
-        (the only place MLP1D touches TTTv1; retires with it)."""
-        if args.is_galaxy:
-            raise ValueError("MLP1D cannot be used on Galaxy (8x4 / 4x8) meshes; use MLP2D.from_model_args")
-        from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
-
-        prefix = state_dict_prefix or args.get_state_dict_prefix("MLP", layer_num)
-        layer = max(layer_num, 0)  # cross-attention blocks use the first decoder's settings (TTTv1)
-        mc = args.model_config
-        precision = mc["DECODERS_OPTIMIZATIONS"]
-        suffix = f".hidden_dim_{args.hidden_dim}" if args.hidden_dim != args.unpadded_hidden_dim else ""
-        cached = weight_cache_path is not None and not args.dummy_weights
-
-        def weight(name: str, pad_dim: int) -> LazyWeight:
-            source = pad_dim_to_size(state_dict[f"{prefix}.{name}.weight"].T, pad_dim, args.hidden_dim)
-            cache = dict(cache_dir=weight_cache_path, cache_name=f"{prefix}.{name}_sharded{suffix}") if cached else {}
-            return LazyWeight(source, **cache)
-
-        return cls.from_config(
-            MLP1DConfig(
-                w1=weight("w1", -1),
-                w2=weight("w2", -2),
-                w3=weight("w3", -1),
-                mesh_device=mesh_device,
-                tt_ccl=tt_ccl,
-                topology=args.ccl_topology(),
-                num_reduce_scatter_links=args.num_reduce_scatter_links,
-                max_batch_size=args.max_batch_size,
-                activation=args.mlp_activation_type,
-                activation_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.ACTIVATION),
-                w1_w3_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.FF1_FF3),
-                w2_dtype=precision.get_tensor_dtype(decoder_id=layer, tensor=TensorGroup.FF2),
-                ff1_3_compute_kernel_config=precision.get_math_fidelity(layer, OpGroup.LI_FF1_FF3, configuration=args),
-                ff2_compute_kernel_config=precision.get_math_fidelity(layer, OpGroup.LI_FF2, configuration=args),
-                decode_input_memcfg=mc["SHARDED_MLP_INPUT_MEMCFG"],
-                decode_w1_w3_prg_config=mc["DECODE_MLP_W1_W3_PRG_CONFIG"],
-                decode_mlp2_input_memcfg=mc["SHARDED_MLP2_INPUT_MEMCFG"],
-                decode_w2_prg_config=mc["DECODE_MLP_W2_PRG_CONFIG"],
-                decode_residual_memcfg=mc["DECODE_RESIDUAL_MEMCFG"],
-                prefill_len_cutoff=args.prefill_len_cutoff,
-                prefill_w1_w3_prg_config=mc["PREFILL_MLP_W1_W3_PRG_CONFIG"],
-                prefill_w2_prg_config=mc["PREFILL_MLP_W2_PRG_CONFIG"],
-            )
-        )
+    def from_model_args(cls, *positional, **keywords) -> "MLP1D":
+        """TTTv1's MLP from a ModelArgs; takes MLP1DConfig.from_model_args's arguments (mesh_device, tt_ccl, args,
+        state_dict, weight_cache_path, layer_num, state_dict_prefix=None)."""
+        return cls.from_config(MLP1DConfig.from_model_args(*positional, **keywords))
 
     # --- ops shared by both forwards -------------------------------------------------------------------------
     def _linear(self, x, weight: ttnn.Tensor, program_config, compute_kernel_config, memory_config=None):

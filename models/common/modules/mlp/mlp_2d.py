@@ -14,112 +14,74 @@ over the columns like the input. Defaults follow upstream MLP2D (program configs
 and CCL dtype, HiFi2 matmuls).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import ttnn
 
-from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.mlp.mlp_1d import default_prefill_len_cutoff, swiglu_gate
-from models.common.modules.module_config import ResolvableConfig
+from models.common.modules.mlp.mlp_1d import SwiGLUConfig, swiglu_gate, swiglu_model_args
 
 TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
 # TTTv1 TG all-gathers over columns with 2 links (num_all_gather_links = 2 on Galaxy).
 GALAXY_ALL_GATHER_LINKS = 2
+TG_DECODE_PROGCFG_MIN_DIM = 4096  # TTTv1 mlp.py: FF1_3_TG_PROGCFG / FF2_TG_PROGCFG from dim 4096 on, ttnn picks below
 
 
 @dataclass(frozen=True)
-class MLP2DConfig(ResolvableConfig):
-    """Everything MLP2D decides; ``None`` fields are derived by the ``default_*`` methods below."""
+class MLP2DConfig(SwiGLUConfig):
+    """Everything MLP2D decides; ``None`` fields are derived by the ``default_*`` methods (here and in SwiGLUConfig)."""
 
-    w1: LazyWeight  # (dim, hidden_dim): gate_proj.weight.T
-    w2: LazyWeight  # (hidden_dim, dim): down_proj.weight.T
-    w3: LazyWeight  # (dim, hidden_dim): up_proj.weight.T
-    # mesh and CCL
-    mesh_device: Any = None
-    tt_ccl: Any = None
-    topology: ttnn.Topology | None = None
-    num_reduce_scatter_links: int = 1
     num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
-    # math
-    activation: ttnn.UnaryOpType = ttnn.UnaryOpType.SILU
-    activation_dtype: ttnn.DataType | None = None
-    w1_w3_dtype: ttnn.DataType | None = None
-    w2_dtype: ttnn.DataType | None = None
     ccl_dtype: ttnn.DataType | None = None
-    mul_dtype: ttnn.DataType | None = None
-    ff1_3_compute_kernel_config: Any = None
-    ff2_compute_kernel_config: Any = None
-    # decode (program configs None: ttnn picks, as upstream MLP2D below dim 8192)
+    # decode (program configs None: ttnn picks, as upstream MLP2D; from_model_args gives TTTv1's from dim 4096)
     decode_input_memcfg: ttnn.MemoryConfig | None = None
     decode_w1_w3_prg_config: Any = None
     decode_w2_prg_config: Any = None
     decode_output_memcfg: ttnn.MemoryConfig | None = None
-    # prefill
-    prefill_input_memcfg: ttnn.MemoryConfig | None = None
-    prefill_len_cutoff: int | None = None
-    prefill_w1_w3_prg_config: Callable[[int], Any] | None = None
-    prefill_w2_prg_config: Callable[[int], Any] | None = None
 
-    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"activation_dtype", "decode_w1_w3_prg_config", "decode_w2_prg_config"}
-    )
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = SwiGLUConfig.OPTIONAL_FIELDS | {
+        "decode_w1_w3_prg_config",
+        "decode_w2_prg_config",
+    }
 
-    @property
-    def dim(self) -> int:
-        return self.w1.shape[-2]
+    @classmethod
+    def from_model_args(
+        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num: int, state_dict_prefix=None
+    ) -> "MLP2DConfig":
+        """TTTv1's Galaxy (TG) MLP settings from a ModelArgs: its weights, dtypes, math fidelities and TG
+        model_config program configs (the only place MLP2D touches TTTv1; retires with it). Host-side."""
+        from models.tt_transformers.tt.model_config import TG_COLS, TG_ROWS
 
-    @property
-    def hidden_dim(self) -> int:
-        return self.w1.shape[-1]
-
-    @property
-    def num_devices(self) -> int:
-        return self.mesh_device.get_num_devices()
-
-    def default_mesh_device(self):
-        return self.w1.device or ttnn.GetDefaultDevice()
-
-    def default_tt_ccl(self):
-        return ccl.get_tt_ccl(self.mesh_device)
-
-    def default_topology(self):
-        return ccl.default_topology(self.mesh_device)
-
-    def default_w1_w3_dtype(self):
-        return ttnn.bfloat8_b
-
-    def default_w2_dtype(self):
-        return ttnn.bfloat8_b
+        rows, cols = args.cluster_shape
+        if (rows, cols) != (TG_ROWS, TG_COLS):
+            raise ValueError(
+                f"MLP2D.from_model_args takes TTTv1's Galaxy configs, which are laid out for a {TG_ROWS}x{TG_COLS} "
+                f"mesh, not {rows}x{cols}: use MLP1D.from_model_args on 1D meshes, MLP2D(w1, w2, w3) on 4x8"
+            )
+        mc = args.model_config
+        tg_decode_configs = args.dim >= TG_DECODE_PROGCFG_MIN_DIM
+        return cls(
+            mesh_device=mesh_device,
+            tt_ccl=tt_ccl,
+            num_all_gather_links=args.num_all_gather_links,
+            ccl_dtype=args.ccl_dtype,
+            decode_w1_w3_prg_config=mc["FF1_3_TG_PROGCFG"] if tg_decode_configs else None,
+            decode_w2_prg_config=mc["FF2_TG_PROGCFG"] if tg_decode_configs else None,
+            **swiglu_model_args(args, state_dict, weight_cache_path, layer_num, state_dict_prefix),
+        )
 
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
-
-    def default_mul_dtype(self):
-        return self.activation_dtype or ttnn.bfloat8_b
-
-    def default_ff1_3_compute_kernel_config(self):
-        return pc.hifi2_fp16_compute_kernel_config()
-
-    def default_ff2_compute_kernel_config(self):
-        return pc.hifi2_fp16_compute_kernel_config()
 
     def default_decode_input_memcfg(self):
         return ttnn.L1_MEMORY_CONFIG
 
     def default_decode_output_memcfg(self):
         return ttnn.L1_MEMORY_CONFIG
-
-    def default_prefill_input_memcfg(self):
-        return ttnn.DRAM_MEMORY_CONFIG
-
-    def default_prefill_len_cutoff(self):
-        return default_prefill_len_cutoff(self.dim, self.num_devices)
 
     def default_prefill_w1_w3_prg_config(self):
         return _ttnn_picks
@@ -129,7 +91,7 @@ class MLP2DConfig(ResolvableConfig):
 
 
 class MLP2D(LightweightModule):
-    """SwiGLU MLP on a Galaxy mesh. ``MLP2D(w1, w2, w3)``, ``MLP2D.from_config(cfg)``."""
+    """SwiGLU MLP on a Galaxy mesh. ``MLP2D(w1, w2, w3)``, ``MLP2D.from_config(cfg)``, ``from_model_args(...)``."""
 
     def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
         self.__init_from_config(MLP2DConfig(w1=w1, w2=w2, w3=w3, **overrides))
@@ -186,6 +148,13 @@ class MLP2D(LightweightModule):
         """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
+    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_model_args(cls, *positional, **keywords) -> "MLP2D":
+        """TTTv1's Galaxy MLP from a ModelArgs; takes MLP2DConfig.from_model_args's arguments (mesh_device, tt_ccl,
+        args, state_dict, weight_cache_path, layer_num, state_dict_prefix=None)."""
+        return cls.from_config(MLP2DConfig.from_model_args(*positional, **keywords))
+
     # --- steps shared by both forwards -----------------------------------------------------------------------
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
@@ -202,17 +171,7 @@ class MLP2D(LightweightModule):
         w1_out = self._reduce_scatter(w1_out, COL_AXIS, memory_config)
         w3_out = self._reduce_scatter(w3_out, COL_AXIS, memory_config)
         gated = swiglu_gate(w1_out, w3_out, cfg.activation, cfg.mul_dtype)
-        out = ccl.all_gather(
-            cfg.tt_ccl,
-            gated,
-            dim=3,
-            memory_config=memory_config,
-            topology=ttnn.Topology.Linear,
-            num_links=cfg.num_all_gather_links,
-            cluster_axis=COL_AXIS,
-        )
-        ttnn.deallocate(gated)
-        return out
+        return self._all_gather(gated, COL_AXIS, memory_config)
 
     def _linear(self, x, weight, program_config, compute_kernel_config, dtype, memory_config=None):
         return ttnn.linear(
@@ -225,14 +184,20 @@ class MLP2D(LightweightModule):
         )
 
     def _reduce_scatter(self, x, cluster_axis, memory_config):
-        cfg = self.config
-        out = ccl.reduce_scatter(
-            cfg.tt_ccl,
+        return self._ccl(ccl.reduce_scatter, x, cluster_axis, memory_config, self.config.num_reduce_scatter_links)
+
+    def _all_gather(self, x, cluster_axis, memory_config):
+        return self._ccl(ccl.all_gather, x, cluster_axis, memory_config, self.config.num_all_gather_links)
+
+    def _ccl(self, op, x, cluster_axis, memory_config, num_links):
+        """``op`` (ccl.reduce_scatter or ccl.all_gather) along ``dim`` over one mesh axis; consumes ``x``."""
+        out = op(
+            self.config.tt_ccl,
             x,
             dim=3,
             memory_config=memory_config,
             topology=ttnn.Topology.Linear,
-            num_links=cfg.num_reduce_scatter_links,
+            num_links=num_links,
             cluster_axis=cluster_axis,
         )
         ttnn.deallocate(x)
@@ -240,19 +205,8 @@ class MLP2D(LightweightModule):
 
     def _all_reduce_rows(self, x, memory_config):
         """Sum the partial outputs over mesh rows: reduce-scatter then all-gather along ``dim`` (TTTv1 composite)."""
-        cfg = self.config
         scattered = self._reduce_scatter(x, ROW_AXIS, memory_config)
-        out = ccl.all_gather(
-            cfg.tt_ccl,
-            scattered,
-            dim=3,
-            memory_config=memory_config,
-            topology=ttnn.Topology.Linear,
-            num_links=cfg.num_all_gather_links,
-            cluster_axis=ROW_AXIS,
-        )
-        ttnn.deallocate(scattered)
-        return out
+        return self._all_gather(scattered, ROW_AXIS, memory_config)
 
 
 def _ttnn_picks(seq_len: int) -> None:

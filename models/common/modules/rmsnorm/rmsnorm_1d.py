@@ -5,9 +5,11 @@
 
 The residual stream on a multi-device 1D mesh is width-fractured (each device holds 1/N of ``dim``, as the MLP's
 and attention's reduce-scatter leave it); ``input_fractured`` says so, and the norm returns the full-width
-normalised activation the next module takes. Variants, chosen once in ``__init__``:
+normalised activation the next module takes; the input is not consumed (TTTv1's decoder keeps it as the
+residual). Variants, chosen once in ``__init__``:
 
-decode   sharded:     [all-gather the fractured input] → rms_norm (width-sharded in L1, sharded program config)
+decode   sharded:     all-gather the fractured input (or move the whole one) into the sharded layout → rms_norm
+                      (width-sharded in L1, sharded program config)
 decode   interleaved: rms_norm on an interleaved tensor (e.g. per-head q/k norms)
 prefill  local:       [all-gather the fractured input] → rms_norm (DRAM)
 prefill  distributed: rms_norm_pre_all_gather → all-gather the statistics → rms_norm_post_all_gather with the
@@ -32,6 +34,14 @@ DEFAULT_EPS = 1e-5  # TTTv1 RMSNorm default
 DISTRIBUTED_PREFILL_MIN_DIM = 4096  # TTTv1 is_distributed_norm: prefill is distributed when dim > 4096
 STATS_GATHER_LINKS = 1  # TTTv1 tt_distributed_rmsnorm gathers the statistics over 1 link
 NORM_GATHER_LINKS = 1  # TTTv1 DistributedNorm all-gathers the residual over 1 link
+# TTTv1 decoder.py / model.py: the model_config program config and output memory config each residual-stream norm
+# is built with, by its state-dict weight key.
+TTTV1_RESIDUAL_NORMS = {
+    "attention_norm": ("SHARDED_NORM_ATTN_PRGM_CFG", "SHARDED_ATTN_INPUT_MEMCFG"),
+    "ffn_norm": ("SHARDED_NORM_MLP_PRGM_CFG", "SHARDED_MLP_INPUT_MEMCFG"),
+    "norm": ("SHARDED_NORM_LM_HEAD_PRGM_CFG", "LM_HEAD_INPUT_MEMCFG"),
+}
+TTTV1_HEAD_NORMS = ("q_norm", "k_norm")  # TTTv1 attention.py: per-head norms over head_dim, interleaved, no gather
 
 
 @dataclass(frozen=True)
@@ -102,12 +112,71 @@ class RMSNorm1DConfig(ResolvableConfig):
         return pc.width_sharded_l1_memcfg((self.tile_padded_batch_rows, self.dim // grid.num_cores), grid)
 
     def default_decode_input_memcfg(self):
-        if not self.input_fractured:
+        """The residual stream's layout (TTTv1 DECODE_RESIDUAL_MEMCFG); a whole interleaved input (q/k norms) is
+        taken as decode wants it."""
+        if not (self.input_fractured or self.decode_sharded):
             return self.decode_memcfg
         return pc.decode_residual_memcfg(self.dim, self.num_devices, self.tile_padded_batch_rows)
 
     def default_prefill_input_memcfg(self):
         return ttnn.DRAM_MEMORY_CONFIG
+
+    @classmethod
+    def from_model_args(
+        cls,
+        mesh_device,
+        tt_ccl,
+        args,
+        state_dict,
+        weight_cache_path,
+        layer_num: int | None,
+        weight_key: str = "attention_norm",
+        state_dict_prefix: str | None = None,
+    ) -> "RMSNorm1DConfig":
+        """TTTv1's RMSNorm + DistributedNorm arguments from a ModelArgs, host-side (nothing is uploaded).
+
+        ``weight_key``: "attention_norm" / "ffn_norm" (the layer's, ``layer_num``), "norm" (the final norm,
+        ``layer_num`` None), or "q_norm" / "k_norm" (the layer's attention, per head). The weight is
+        ``state_dict[f"{state_dict_prefix}{weight_key}.weight"]``; the prefix defaults to TTTv1's ("layers.{i}.",
+        "" for the final norm, "layers.{i}.attention." for q/k norms). The only place RMSNorm1D touches TTTv1.
+        """
+        if args.is_galaxy:
+            raise ValueError("RMSNorm1D cannot be used on Galaxy (8x4 / 4x8) meshes; Galaxy needs a 2D norm")
+        head_norm = weight_key in TTTV1_HEAD_NORMS
+        if not head_norm and weight_key not in TTTV1_RESIDUAL_NORMS:
+            known = (*TTTV1_RESIDUAL_NORMS, *TTTV1_HEAD_NORMS)
+            raise ValueError(f"RMSNorm1D.from_model_args: unknown weight_key {weight_key!r}; use one of {known}")
+        if not head_norm and args.is_distributed_norm("decode"):
+            raise ValueError(
+                f"TTTv1 runs a distributed decode norm on a {args.cluster_shape} mesh, which RMSNorm1D does not "
+                "have: use a 1xN mesh"
+            )
+        if state_dict_prefix is None:
+            attention_prefix = f"{args.get_state_dict_prefix('Attention', layer_num)}."
+            state_dict_prefix = attention_prefix if head_norm else args.get_state_dict_prefix("", layer_num)
+        name = f"{state_dict_prefix}{weight_key}"
+        cached = weight_cache_path is not None and not args.dummy_weights
+        cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
+        common = dict(
+            weight=LazyWeight(state_dict[f"{name}.weight"], **cache),
+            mesh_device=mesh_device,
+            tt_ccl=tt_ccl,
+            topology=args.ccl_topology(),
+            eps=args.norm_eps,
+            add_unit_offset=args.rms_norm_add_unit_offset,
+            max_batch_size=args.max_batch_size,
+        )
+        if head_norm:
+            return cls(input_fractured=False, decode_sharded=False, prefill_distributed=False, **common)
+        program_config, output_memcfg = (args.model_config[key] for key in TTTV1_RESIDUAL_NORMS[weight_key])
+        return cls(
+            input_fractured=args.is_multichip,
+            prefill_distributed=args.is_distributed_norm("prefill"),
+            decode_program_config=program_config,
+            decode_memcfg=output_memcfg,
+            decode_input_memcfg=args.model_config["DECODE_RESIDUAL_MEMCFG"],
+            **common,
+        )
 
 
 class RMSNorm1D(LightweightModule):
@@ -142,7 +211,7 @@ class RMSNorm1D(LightweightModule):
         common["device"] = cfg.mesh_device
         weight = LazyWeight(gamma, mesh_mapping=MeshMapping.replicate(), **common, **_cache(cfg.weight, "gamma"))
         self.weight = weight.get_device_weight()
-        self._gather = self._all_gather if cfg.input_fractured else _identity
+        self._gather = self._all_gather if cfg.input_fractured else ttnn.to_memory_config  # (x, memory_config)
         self.decode_forward = self._decode_sharded if cfg.decode_sharded else self._decode_interleaved
         self.prefill_forward = self._prefill_distributed if cfg.prefill_distributed else self._prefill_local
         if cfg.prefill_distributed:
@@ -151,7 +220,7 @@ class RMSNorm1D(LightweightModule):
 
     # --- forwards (one of each pair is bound as decode_forward / prefill_forward) ---------------------------
     def _decode_sharded(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
-        """x: [1, 1, 32, dim (/ devices if fractured)] → [1, 1, 32, dim] width-sharded in ``decode_memcfg``."""
+        """x: [1, 1, 32, dim (/ devices if fractured)] in ``decode_input_memcfg`` → [1, 1, 32, dim] (decode_memcfg)."""
         cfg = self.config
         x = self._load(x, cfg.decode_input_memcfg)
         x = self._gather(x, cfg.decode_memcfg)
@@ -194,11 +263,20 @@ class RMSNorm1D(LightweightModule):
             compute_kernel_config=cfg.compute_kernel_config,
         )
         ttnn.deallocate(gathered)
-        return self._all_gather(out, dram)
+        full = self._all_gather(out, dram)
+        ttnn.deallocate(out)
+        return full
 
     def forward(self, x, mode: str) -> ttnn.Tensor:
-        """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
+        """TTTv1-style entry point (drop-in for DistributedNorm): ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x)
+
+    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_model_args(cls, *positional, **keywords) -> "RMSNorm1D":
+        """TTTv1's norm from a ModelArgs; takes RMSNorm1DConfig.from_model_args's arguments (mesh_device, tt_ccl,
+        args, state_dict, weight_cache_path, layer_num, weight_key="attention_norm", state_dict_prefix=None)."""
+        return cls.from_config(RMSNorm1DConfig.from_model_args(*positional, **keywords))
 
     # --- steps -----------------------------------------------------------------------------------------------
     def _load(self, x, memory_config):
@@ -217,12 +295,11 @@ class RMSNorm1D(LightweightModule):
         )
 
     def _all_gather(self, x, memory_config):
+        """Full-width copy of the width-split ``x``; ``x`` is kept (a caller's input is its residual)."""
         cfg = self.config
-        out = ccl.all_gather(
+        return ccl.all_gather(
             cfg.tt_ccl, x, dim=3, memory_config=memory_config, topology=cfg.topology, num_links=NORM_GATHER_LINKS
         )
-        ttnn.deallocate(x)
-        return out
 
 
 def _cache(weight: LazyWeight, suffix: str) -> dict:
@@ -230,7 +307,3 @@ def _cache(weight: LazyWeight, suffix: str) -> dict:
     if weight.cache_dir is None:
         return {}
     return {"cache_dir": weight.cache_dir, "cache_name": f"{weight.cache_name}.{suffix}"}
-
-
-def _identity(x, memory_config=None):
-    return x

@@ -2,6 +2,7 @@
 """MLP2D: defaults, forwards on Galaxy 8x4 / 4x8 against a torch reference, rejections and bad input."""
 
 import types
+from functools import partial
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import ttnn
 
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.mlp.mlp_2d import MLP2D, MLP2DConfig
+from models.tt_transformers.tt.load_checkpoints import shipped_models
 
 LLAMA_70B = (8192, 28672)  # (dim, hidden_dim) of Llama-3.3-70B
 LLAMA_8B = (4096, 14336)  # (dim, hidden_dim) of Llama-3.1-8B
@@ -87,3 +89,113 @@ def test_mlp_2d_bad_input(ttnn_mesh_device):
     mlp = MLP2D(*(LazyWeight(w) for w in _weights(*LLAMA_8B)), mesh_device=ttnn_mesh_device)
     with pytest.raises(ValueError, match="prefill seq_len 1536 must be a multiple of 1024"):
         mlp.prefill_forward(LazyWeight(torch.randn(1, 1, 1536, LLAMA_8B[0])), 1536)
+
+
+# --- TTTv1 parity and the from_model_args bridge ----------------------------------------------------------------
+def _host_args(model, mesh=(8, 4)):
+    """TTTv1 ModelArgs for ``model`` on a host-only mesh of this shape."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    return ModelArgs(HostMesh.for_shape(mesh), hf_model=model, max_batch_size=32)
+
+
+def _meta_mlp_weights(args) -> dict:
+    """Layer 0's Meta-named MLP weights as shapes only (TTTv1 (out, in) layout, unpadded hidden)."""
+    hidden, prefix = args.unpadded_hidden_dim, args.get_state_dict_prefix("MLP", 0)
+    shapes = {"w1": (hidden, args.dim), "w2": (args.dim, hidden), "w3": (hidden, args.dim)}
+    return {f"{prefix}.{name}.weight": torch.empty(shape, device="meta") for name, shape in shapes.items()}
+
+
+def _check_equals_tttv1(args):
+    """MLP2DConfig.from_model_args (and MLP2DConfig's own defaults) against TTTv1's TG MLP for one model on 8x4."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
+
+    mesh, mc = HostMesh.for_shape((8, 4)), args.model_config
+    precision = mc["DECODERS_OPTIMIZATIONS"]
+    cfg = MLP2DConfig.from_model_args(mesh, object(), args, _meta_mlp_weights(args), None, 0).resolve()
+    assert (cfg.dim, cfg.hidden_dim) == (args.dim, args.hidden_dim), args.model_name  # padded as TTTv1 pads
+    tg_configs = args.dim >= 4096  # TTTv1 mlp.py: the TG decode program configs from dim 4096 on
+    assert repr(cfg.decode_w1_w3_prg_config) == repr(mc["FF1_3_TG_PROGCFG"] if tg_configs else None), args.model_name
+    assert repr(cfg.decode_w2_prg_config) == repr(mc["FF2_TG_PROGCFG"] if tg_configs else None)
+    for seq_len in (128, 1024, 4096):
+        assert repr(cfg.prefill_w1_w3_prg_config(seq_len)) == repr(mc["PREFILL_MLP_W1_W3_PRG_CONFIG"](seq_len))
+        assert repr(cfg.prefill_w2_prg_config(seq_len)) == repr(mc["PREFILL_MLP_W2_PRG_CONFIG"](seq_len))
+    dtype = partial(precision.get_tensor_dtype, 0)
+    assert (cfg.w1_w3_dtype, cfg.w2_dtype, cfg.activation_dtype) == (
+        dtype(tensor=TensorGroup.FF1_FF3),
+        dtype(tensor=TensorGroup.FF2),
+        dtype(tensor=TensorGroup.ACTIVATION),
+    )
+    assert cfg.ff1_3_compute_kernel_config is precision.get_math_fidelity(0, OpGroup.LI_FF1_FF3, configuration=args)
+    assert cfg.ff2_compute_kernel_config is precision.get_math_fidelity(0, OpGroup.LI_FF2, configuration=args)
+    assert cfg.activation == args.mlp_activation_type
+    shapes = [(args.dim, args.hidden_dim), (args.hidden_dim, args.dim), (args.dim, args.hidden_dim)]
+    own = MLP2DConfig(*(LazyWeight(torch.empty(s, device="meta")) for s in shapes), mesh_device=mesh, tt_ccl=object())
+    for config in (cfg, own.resolve()):
+        assert (config.ccl_dtype, config.prefill_len_cutoff) == (args.ccl_dtype, args.prefill_len_cutoff)
+        assert (config.num_all_gather_links, config.num_reduce_scatter_links) == (
+            args.num_all_gather_links,
+            args.num_reduce_scatter_links,
+        )
+
+
+def test_from_model_args_equals_tttv1_on_8x4():
+    """Host-side, every shipped model TTTv1 runs on Galaxy: from_model_args resolves to what TTTv1's MLP uses on TG
+    (its dtypes, fidelities, program configs, CCL dtype and links, prefill cutoff), and MLP2D's own defaults agree
+    with TTTv1 wherever they are not left to ttnn."""
+    checked = []
+    for model in shipped_models():
+        try:
+            args = _host_args(model)
+        except ValueError:  # TTTv1 rejects it on Galaxy (e.g. phi-4: 10 KV heads over 4 mesh columns)
+            continue
+        _check_equals_tttv1(args)
+        checked.append(model)
+    assert "Llama-3.1-70B-Instruct" in checked and "Llama-3.2-1B-Instruct" in checked, checked
+
+
+def test_from_model_args_takes_only_the_8x4_tttv1_lays_out():
+    """TTTv1's TG configs assume 4 mesh columns (its TG_COLS): on 4x8 they would not fit MLP2D's per-device
+    weights; 1D meshes belong to MLP1D. Both are refused before any device is touched."""
+    for mesh in [(4, 8), (1, 8)]:
+        with pytest.raises(ValueError, match=rf"laid out for a 8x4 mesh, not {mesh[0]}x{mesh[1]}: use MLP1D"):
+            MLP2D.from_model_args(None, None, _host_args("Llama-3.2-1B-Instruct", mesh), {}, None, 0)
+
+
+def _hf_mlp_and_tttv1_weights(args):
+    """Layer 0's HF MLP holding TTTv1's seeded random weights, and those weights in TTTv1 (Meta) naming; drawn for
+    the MLP alone (each weight is seeded by its name, so they equal the whole model's)."""
+    from models.tt_transformers.tt import load_checkpoints as ckpt
+    from models.tt_transformers.tt import reference
+    from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
+
+    config, prefix = args.reference_config(), "model.layers.0.mlp."
+    mlp = reference.meta_model(config).model.layers[0].mlp
+    shapes = {prefix + key: tuple(t.shape) for key, t in mlp.state_dict().items()}
+    hf_weights = ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+    mlp = mlp.to(torch.bfloat16).to_empty(device="cpu")
+    mlp.load_state_dict({key.removeprefix(prefix): t for key, t in hf_weights.items()})
+    return mlp.eval(), ckpt.hf_to_meta(hf_weights, args.head_dim, args.n_heads, args.n_kv_heads)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+def test_mlp_2d_vs_reference_from_model_args(ttnn_mesh_device, reference_check):
+    """One small model through TTTv1's ModelArgs on Galaxy, decode and a 128-row prefill (one build: Galaxy weight
+    uploads are slow under shadow), against the HF MLP holding the same weights."""
+    from models.common.modules.tt_ccl import get_tt_ccl
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model="Llama-3.2-1B-Instruct", max_batch_size=32)
+    hf_mlp, state_dict = _hf_mlp_and_tttv1_weights(args)
+    mlp = MLP2D.from_model_args(mesh, get_tt_ccl(mesh), args, state_dict, None, layer_num=0)
+    composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=tuple(mesh.shape), dims=(0, -1))
+    for mode, seq_len in [("decode", 32), ("prefill", 128)]:
+        x = torch.randn(1, 1, seq_len, args.dim)
+        out = mlp.forward(LazyWeight(x), mode, seq_len)
+        per_row = ttnn.to_torch(out, mesh_composer=composer).float()  # every mesh row holds the whole output
+        with torch.no_grad():
+            expected = hf_mlp(x.bfloat16()).float()
+        reference_check(expected, per_row[:1], min_pcc=0.98)

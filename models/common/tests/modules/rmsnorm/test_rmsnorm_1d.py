@@ -9,6 +9,7 @@ import ttnn
 
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D, RMSNorm1DConfig
+from models.tt_transformers.tt.load_checkpoints import shipped_models
 
 
 def _host_mesh(shape):
@@ -110,3 +111,178 @@ def test_bad_input(ttnn_mesh_device):
 def test_rmsnorm_1d_rejects_galaxy(ttnn_mesh_device):
     with pytest.raises(ValueError, match="Galaxy needs a 2D norm"):
         RMSNorm1D(LazyWeight(torch.ones(8192)), mesh_device=ttnn_mesh_device)
+
+
+# --- TTTv1 parity and the from_model_args bridge ----------------------------------------------------------------
+ONE_D = [(1, 1), (1, 2), (1, 8)]
+RESIDUAL_NORMS = [  # (weight key, layer, program config key, output memory config key) as TTTv1's decoder / model
+    ("attention_norm", 0, "SHARDED_NORM_ATTN_PRGM_CFG", "SHARDED_ATTN_INPUT_MEMCFG"),
+    ("ffn_norm", 0, "SHARDED_NORM_MLP_PRGM_CFG", "SHARDED_MLP_INPUT_MEMCFG"),
+    ("norm", None, "SHARDED_NORM_LM_HEAD_PRGM_CFG", "LM_HEAD_INPUT_MEMCFG"),
+]
+
+
+def _model_args(model, mesh):
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    return ModelArgs(HostMesh.for_shape(mesh), hf_model=model, max_batch_size=32)
+
+
+def _on_1d_meshes(model):
+    """(mesh, TTTv1 ModelArgs) for each 1D mesh TTTv1 accepts ``model`` on (e.g. Qwen2.5-7B only on 1x2)."""
+    accepted = []
+    for mesh in ONE_D:
+        try:
+            accepted.append((mesh, _model_args(model, mesh)))
+        except ValueError:
+            continue
+    assert accepted, f"TTTv1 runs {model} on no 1D mesh"
+    return accepted
+
+
+def _norm_weights(args) -> dict:
+    """The norm weights TTTv1 reads for layer 0 and the final norm (q/k norms where the model has them)."""
+    weights = {
+        f"{args.get_state_dict_prefix('', layer)}{key}.weight": torch.randn(args.dim)
+        for key, layer, *_ in RESIDUAL_NORMS
+    }
+    if args.qk_norm:
+        prefix = args.get_state_dict_prefix("Attention", 0)
+        weights |= {f"{prefix}.{key}.weight": torch.randn(args.head_dim) for key in ("q_norm", "k_norm")}
+    return weights
+
+
+@pytest.fixture
+def t3k_cluster(monkeypatch):
+    """ccl_topology() asks the live cluster for its type; a host-only process answers as a T3K (Ring on 1x8)."""
+    monkeypatch.setattr(ttnn.cluster, "get_cluster_type", lambda: ttnn.cluster.ClusterType.T3K)
+
+
+def _check_norms_equal_tttv1(host_mesh, args):
+    """Every norm TTTv1 builds for layer 0 and the final norm, bridged and by RMSNorm1D's own defaults."""
+    from models.common.modules.mlp.mlp_1d import MLP1DConfig
+
+    mc, weights = args.model_config, _norm_weights(args)
+    hidden = (LazyWeight(torch.empty(shape, device="meta")) for shape in [(args.dim, args.hidden_dim)] * 3)
+    consumer_grids = {  # the core grid of the module each norm feeds
+        "attention_norm": None,  # RMSNorm1D's own default: TTTv1's attention input grid
+        "ffn_norm": MLP1DConfig(*hidden, mesh_device=host_mesh, tt_ccl=object()).decode_input_core_grid,
+        "norm": args.lm_head_core_grid,
+    }
+    for key, layer, program_key, memcfg_key in RESIDUAL_NORMS:
+        bridged = RMSNorm1DConfig.from_model_args(host_mesh, object(), args, weights, None, layer, key).resolve()
+        assert bridged.weight.host_tensor() is weights[f"{args.get_state_dict_prefix('', layer)}{key}.weight"]
+        own = RMSNorm1DConfig(
+            LazyWeight(torch.ones(args.dim)),
+            mesh_device=host_mesh,
+            tt_ccl=object(),
+            decode_core_grid=consumer_grids[key],
+        ).resolve()
+        for cfg in (bridged, own):
+            assert repr(cfg.decode_program_config) == repr(mc[program_key]), key
+            assert cfg.decode_memcfg == mc[memcfg_key], key
+            assert cfg.decode_input_memcfg == mc["DECODE_RESIDUAL_MEMCFG"], key
+            assert (cfg.input_fractured, cfg.prefill_distributed) == (
+                args.is_multichip,
+                args.is_distributed_norm("prefill"),
+            )
+            assert cfg.topology == args.ccl_topology()
+        assert bridged.eps == args.norm_eps and not bridged.add_unit_offset
+    for key in ("q_norm", "k_norm") if args.qk_norm else ():
+        head = RMSNorm1DConfig.from_model_args(host_mesh, object(), args, weights, None, 0, key).resolve()
+        assert head.weight.host_tensor() is weights[f"layers.0.attention.{key}.weight"] and head.dim == args.head_dim
+        assert (head.input_fractured, head.decode_sharded, head.prefill_distributed) == (False, False, False)
+        assert head.decode_memcfg == ttnn.L1_MEMORY_CONFIG and head.eps == args.norm_eps
+
+
+@pytest.mark.parametrize("model", shipped_models())
+def test_from_model_args_and_defaults_equal_tttv1(model, t3k_cluster):
+    """Host-side, every shipped model on every 1D mesh: from_model_args resolves to the arguments TTTv1's decoder
+    gives RMSNorm + DistributedNorm, and RMSNorm1D's own defaults (given the consumer's core grid) equal them."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+
+    for mesh, args in _on_1d_meshes(model):
+        _check_norms_equal_tttv1(HostMesh.for_shape(mesh), args)
+
+
+def test_from_model_args_rejects_what_it_cannot_build(t3k_cluster):
+    args = _model_args("Llama-3.2-1B-Instruct", (1, 1))
+    with pytest.raises(ValueError, match=r"unknown weight_key 'input_layernorm'; use one of \('attention_norm'"):
+        RMSNorm1DConfig.from_model_args(None, None, args, {}, None, 0, "input_layernorm")
+    with pytest.raises(ValueError, match="distributed decode norm on a \\[2, 4\\] mesh"):
+        RMSNorm1DConfig.from_model_args(None, None, _model_args("Llama-3.2-1B-Instruct", (2, 4)), {}, None, 0)
+    with pytest.raises(ValueError, match="cannot be used on Galaxy"):
+        RMSNorm1D.from_model_args(None, None, types.SimpleNamespace(is_galaxy=True), {}, None, 0)
+
+
+NORMS = {key: (layer, program_key, memcfg_key) for key, layer, program_key, memcfg_key in RESIDUAL_NORMS}
+FROM_MODEL_ARGS_CASES = [  # each residual norm once; 1B: local prefill, phi-4 (dim 5120 > 4096): distributed prefill
+    pytest.param((1, 1), "Llama-3.2-1B-Instruct", "ffn_norm", id="1x1-llama-1b-ffn_norm"),
+    pytest.param((1, 2), "Llama-3.2-1B-Instruct", "attention_norm", id="1x2-llama-1b-attention_norm"),
+    pytest.param((1, 8), "Llama-3.2-1B-Instruct", "norm", id="1x8-llama-1b-norm"),
+    pytest.param((1, 2), "phi-4", "attention_norm", id="1x2-phi-4-attention_norm"),
+]
+
+
+@pytest.mark.parametrize("ttnn_mesh_device, model, weight_key", FROM_MODEL_ARGS_CASES, indirect=["ttnn_mesh_device"])
+@pytest.mark.parametrize("mode, rows", [("decode", 32), ("prefill", 128)])
+def test_rmsnorm_1d_vs_reference_from_model_args(ttnn_mesh_device, model, weight_key, mode, rows, reference_check):
+    """Drop-in for TTTv1's DistributedNorm: fed the residual as TTTv1's decoder holds it, from_model_args's
+    RMSNorm1D keeps its input, returns what DistributedNorm returns (same layout, same values) and matches HF's
+    RMSNorm."""
+    from models.common.modules.tt_ccl import get_tt_ccl
+    from models.tt_transformers.tt import reference
+    from models.tt_transformers.tt.distributed_norm import DistributedNorm
+    from models.tt_transformers.tt.model_config import ModelArgs
+    from models.tt_transformers.tt.rmsnorm import RMSNorm
+
+    mesh, tt_ccl = ttnn_mesh_device, get_tt_ccl(ttnn_mesh_device)
+    args = ModelArgs(mesh, hf_model=model, max_batch_size=32)
+    mc, (layer, program_key, memcfg_key) = args.model_config, NORMS[weight_key]
+    weight, prefix = torch.randn(args.dim).bfloat16(), args.get_state_dict_prefix("", layer)
+    state_dict = {f"{prefix}{weight_key}.weight": weight}
+    norm = RMSNorm1D.from_model_args(mesh, tt_ccl, args, state_dict, None, layer, weight_key)
+    tttv1_norm = RMSNorm(
+        device=mesh,
+        dim=args.dim,
+        eps=args.norm_eps,
+        state_dict=state_dict,
+        state_dict_prefix=prefix,
+        weight_key=weight_key,
+        is_distributed=args.is_distributed_norm,
+        sharded_program_config=mc[program_key],
+        sharded_output_config=mc[memcfg_key],
+        ccl_topology=args.ccl_topology(),
+        tt_ccl=tt_ccl,
+    )
+    kernel_fields = ("math_fidelity", "math_approx_mode", "fp32_dest_acc_en", "packer_l1_acc")
+    ours, tttv1s = norm.config.compute_kernel_config, tttv1_norm.compute_kernel_config_hifi2
+    assert [getattr(ours, f) for f in kernel_fields] == [getattr(tttv1s, f) for f in kernel_fields]
+    residual_memcfg = mc["DECODE_RESIDUAL_MEMCFG"] if mode == "decode" else ttnn.DRAM_MEMORY_CONFIG
+    x = torch.randn(1, 1, rows, args.dim)
+    residual = ttnn.from_torch(
+        x,
+        dtype=ttnn.bfloat16,
+        layout=ttnn.TILE_LAYOUT,
+        device=mesh,
+        memory_config=residual_memcfg,
+        mesh_mapper=ttnn.ShardTensor2dMesh(mesh, dims=(None, 3), mesh_shape=args.cluster_shape),
+    )
+    out = norm(residual, mode)
+    tttv1_out = DistributedNorm(tttv1_norm, args, tt_ccl)(residual, mode)
+    assert (
+        out.memory_config()
+        == tttv1_out.memory_config()
+        == (mc[memcfg_key] if mode == "decode" else ttnn.DRAM_MEMORY_CONFIG)
+    )
+    assert [tuple(t.shape) for t in ttnn.get_device_tensors(out)] == [(1, 1, rows, args.dim)] * args.num_devices
+    first_device = ttnn.to_torch(ttnn.get_device_tensors(out)[0]).float()
+    assert torch.equal(first_device, ttnn.to_torch(ttnn.get_device_tensors(tttv1_out)[0]).float())
+    kept = ttnn.to_torch(residual, mesh_composer=ttnn.ConcatMesh2dToTensor(mesh, args.cluster_shape, dims=(0, 3)))
+    assert torch.equal(kept[:1].float(), x.bfloat16().float()), "the residual must survive the norm"
+    hf_norm = reference.meta_model(args.reference_config()).model.norm.to_empty(device="cpu").float()
+    hf_norm.load_state_dict({"weight": weight.float()})
+    with torch.no_grad():
+        expected = hf_norm(x.bfloat16().float())
+    reference_check(expected, first_device, min_pcc=0.999)
