@@ -117,3 +117,27 @@ def all_gather(tt_ccl: TT_CCL, x, *, dim, memory_config, topology, num_links, cl
         num_workers_per_link=NUM_WORKERS_PER_LINK,
         num_buffers_per_channel=NUM_BUFFERS_PER_CHANNEL,
     )
+
+
+def reduce_scatter_residual(tt_ccl: TT_CCL, x, *, topology, num_links, memory_config=None):
+    """Sum the partial outputs ``x`` of every device and leave each its 1/N of the width (dim 3): the
+    width-fractured residual stream of 1D meshes (TTTv1 tt_all_reduce on 1xN). ``memory_config`` None keeps
+    ``x``'s. Consumes ``x``."""
+    out = reduce_scatter(
+        tt_ccl, x, dim=3, memory_config=memory_config or x.memory_config(), topology=topology, num_links=num_links
+    )
+    ttnn.deallocate(x)
+    return out
+
+
+def all_reduce(
+    tt_ccl: TT_CCL, x, *, cluster_axis, memory_config, topology, num_reduce_scatter_links, num_all_gather_links
+):
+    """Sum ``x`` over one mesh axis, every device keeping the whole sum: reduce-scatter then all-gather along the
+    width (TTTv1 tt_all_reduce, composite path). Consumes ``x``."""
+    common = dict(dim=3, memory_config=memory_config, topology=topology, cluster_axis=cluster_axis)
+    scattered = reduce_scatter(tt_ccl, x, num_links=num_reduce_scatter_links, **common)
+    ttnn.deallocate(x)
+    out = all_gather(tt_ccl, scattered, num_links=num_all_gather_links, **common)
+    ttnn.deallocate(scattered)
+    return out

@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 
 import ttnn
 
-from models.common import tensor_utils
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.attention.attention_steps import (
@@ -35,6 +34,7 @@ from models.common.modules.attention.attention_steps import (
     bind_attention_variants,
     check_head_split,
     hf_attention_config,
+    model_args_config,
     validate_attention_shapes,
 )
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
@@ -137,12 +137,17 @@ class Attention1DConfig(ResolvableConfig):
         return self.mesh_device.get_num_devices()
 
     @property
+    def head_groups(self) -> int:
+        """Device groups the heads split over: each device (Attention2D: each mesh row)."""
+        return self.num_devices
+
+    @property
     def n_local_heads(self) -> int:
-        return self.n_heads // self.num_devices
+        return self.n_heads // self.head_groups
 
     @property
     def n_local_kv_heads(self) -> int:
-        return self.n_kv_heads // self.num_devices
+        return self.n_kv_heads // self.head_groups
 
     @property
     def tile_padded_batch_rows(self) -> int:
@@ -310,100 +315,38 @@ class Attention1D(LightweightModule):
         return module
 
     @classmethod
-    def from_hf(cls, wq, wk, wv, wo, *, n_heads, n_kv_heads, head_dim, max_seq_len, mesh_device, **kw):
-        """From HF ``q_proj/k_proj/v_proj/o_proj.weight`` (out, in) tensors, optional ``bq/bk/bv`` biases and
-        ``q_norm/k_norm`` weights (+ ``norm_eps``); other keywords go to Attention1DConfig."""
+    def from_hf(cls, wq, wk, wv, wo, *, mesh_device, **kw) -> "Attention1D":
+        """From HF ``q_proj/k_proj/v_proj/o_proj.weight`` tensors; keywords as ``hf_attention_config`` (n_heads,
+        n_kv_heads, head_dim, max_seq_len, optional biases and q/k norms), the rest go to Attention1DConfig."""
         groups = mesh_device.get_num_devices()  # TTTv1: one head group per device
-        config = hf_attention_config(
-            Attention1DConfig,
-            groups,
-            wq,
-            wk,
-            wv,
-            wo,
-            n_heads,
-            n_kv_heads,
-            head_dim,
-            max_seq_len,
-            mesh_device=mesh_device,
-            **kw,
+        return cls.from_config(
+            hf_attention_config(Attention1DConfig, groups, wq, wk, wv, wo, mesh_device=mesh_device, **kw)
         )
-        return cls.from_config(config)
 
     @classmethod
     def from_model_args(
         cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num, paged_attention_config=None
     ) -> "Attention1D":
-        """Build from a TTTv1 ModelArgs: its Meta-named weights (already in the interleaved rotary layout), dtypes,
-        math fidelities and model_config program configs (the only place Attention1D touches TTTv1; retires with
-        it). The module builds its own transformation matrices and KV cache."""
+        """Build from a TTTv1 ModelArgs (``attention_steps.model_args_config``) with its 1D CCL settings: topology,
+        and the fused all-gather matmul TTTv1 uses on rings. The module builds its own KV cache."""
         if args.is_galaxy:
             raise ValueError("Attention1D cannot be used on Galaxy (8x4 / 4x8) meshes; use Attention2D")
-        from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
-
-        prefix = args.get_state_dict_prefix("Attention", layer_num)
-        layer = max(layer_num, 0)  # cross-attention blocks use the first decoder's settings (TTTv1)
         mc = args.model_config
-        precision = mc["DECODERS_OPTIMIZATIONS"]
-        cached = weight_cache_path is not None and not args.dummy_weights
-        groups = mesh_device.get_num_devices()
-
-        def lazy(source, name):
-            cache = dict(cache_dir=weight_cache_path, cache_name=f"{prefix}.{name}") if cached else {}
-            return LazyWeight(source, **cache)
-
-        def fused(kind):
-            parts = [state_dict[f"{prefix}.{w}.{kind}"] for w in ("wq", "wk", "wv")]
-            return lazy(partial(tensor_utils.fuse_qkv, *parts, groups), f"wqkv_{kind}")
-
-        norms = {}
-        for name in ("q_norm", "k_norm"):
-            if f"{prefix}.{name}.weight" in state_dict:
-                weight = lazy(state_dict[f"{prefix}.{name}.weight"], name)
-                norm = dict(mesh_device=mesh_device, eps=args.norm_eps, input_fractured=False, decode_sharded=False)
-                norms[f"{name}_config"] = RMSNorm1DConfig(weight, **norm)
-        fidelity = partial(precision.get_math_fidelity, layer, configuration=args)
-        dtype = partial(precision.get_tensor_dtype, layer)
         ring = args.ccl_topology() == ttnn.Topology.Ring  # TTTv1 fuses the all-gather into the matmul on rings
-        config = Attention1DConfig(
-            fused("weight"),
-            lazy(state_dict[f"{prefix}.wo.weight"].T, "wo"),
-            args.n_heads,
-            args.n_kv_heads,
-            args.head_dim,
-            args.max_seq_len,
-            max_batch_size=args.max_batch_size,
-            wqkv_bias=fused("bias") if f"{prefix}.wq.bias" in state_dict else None,
+        config = model_args_config(
+            Attention1DConfig,
+            mesh_device,
+            args,
+            state_dict,
+            weight_cache_path,
+            layer_num,
+            mesh_device.get_num_devices(),  # TTTv1: one head group per device
             paged_attention_config=paged_attention_config,
-            mesh_device=mesh_device,
             tt_ccl=tt_ccl,
             topology=args.ccl_topology(),
-            num_reduce_scatter_links=args.num_reduce_scatter_links,
             use_fused_all_gather_matmul=mc["USE_FUSED_ALL_GATHER_MATMUL"] and ring,
-            wqkv_dtype=dtype(TensorGroup.WQKV),
-            wo_dtype=dtype(TensorGroup.WO),
-            kv_cache_dtype=dtype(TensorGroup.KV_CACHE),
-            activation_dtype=dtype(TensorGroup.ACTIVATION),
-            li_qkv_decode_compute_kernel_config=fidelity(OpGroup.LI_QKV_DECODE),
-            sdpa_decode_compute_kernel_config=fidelity(OpGroup.SDPA_DECODE),
-            li_o_decode_compute_kernel_config=fidelity(OpGroup.LI_O_DECODE),
-            li_qkv_prefill_compute_kernel_config=fidelity(OpGroup.LI_QKV_PREFILL),
-            sdpa_prefill_compute_kernel_config=fidelity(OpGroup.SDPA_PREFILL),
-            li_o_prefill_compute_kernel_config=fidelity(OpGroup.LI_O_PREFILL),
-            decode_input_memcfg=mc["SHARDED_ATTN_INPUT_MEMCFG"],
-            decode_xqkv_prg_config=mc["XQKV_DECODE_PROGCFG"],
-            decode_create_qkv_heads_memcfg=mc["CREATE_QKV_DECODE_SHARD"],
-            decode_sdpa_prg_config=mc["SDPA_DECODE_PROGCFG"],
-            decode_scores_memcfg=mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](args.max_batch_size),
-            decode_wo_prg_config=mc["ATTN_OUTPUT_PROGCFG"],
             decode_all_gather_matmul_prg_config=mc["ATTN_ALL_GATHER_MATMUL_PROGCFG"],
-            decode_residual_memcfg=mc["DECODE_RESIDUAL_MEMCFG"],
-            prefill_xqkv_prg_config=mc["XQKV_PREFILL_PROGCFG"],
-            prefill_sdpa_prg_config=mc["SDPA_PROGCFG"],
-            prefill_wo_prg_config=mc["WO_PREFILL_PROGCFG"],
-            prefill_kv_memcfg=mc["KV_PREFILL_MEM_CFG"],
             min_kv_prefill_shard_seqlen=int(args.min_kv_prefill_shard_seqlen),
-            **norms,
         )
         return cls.from_config(config)
 
@@ -431,8 +374,11 @@ class Attention1D(LightweightModule):
         fused = cfg.use_fused_all_gather_matmul
         self._wo_decode = self._fused_all_gather_wo if fused else self._wo_then_reduce_scatter
         self._gather_before_wo_prefill = self._all_gather_prefill if fused else _identity
-        self._reduce_prefill = _identity if single or fused else self._reduce_scatter_prefill
-        self._reduce_decode = _identity if single else self._reduce_scatter_decode
+        reduce = partial(
+            ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
+        )
+        self._reduce_prefill = _identity if single or fused else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        self._reduce_decode = _identity if single else reduce
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
@@ -455,17 +401,7 @@ class Attention1D(LightweightModule):
         xqkv = self._add_decode_bias(xqkv)
         xqkv_interleaved = ttnn.sharded_to_interleaved(xqkv, ttnn.L1_MEMORY_CONFIG, ttnn.bfloat16)  # heads need bf16
         ttnn.deallocate(xqkv)
-        q, k, v = self._create_heads_decode(xqkv_interleaved)  # q [1, users, Hq, D], k / v [1, users, Hkv, D]
-        q, k = self._q_norm_decode(q), self._k_norm_decode(k)
-        q, k = (self._rotary(t, *rot_mats, self.transformation_mats["decode"], True) for t in (q, k))
-        ttnn.experimental.paged_update_cache(self.keys, k, update_idxs_tensor=current_pos, page_table=page_table)
-        ttnn.experimental.paged_update_cache(self.values, v, update_idxs_tensor=current_pos, page_table=page_table)
-        ttnn.deallocate(k)
-        ttnn.deallocate(v)
-        attn = self._sdpa_decode(q, current_pos, page_table)
-        ttnn.deallocate(q)
-        attn = ttnn.to_memory_config(attn, cfg.decode_scores_memcfg)
-        attn = ttnn.experimental.nlp_concat_heads_decode(attn, num_heads=cfg.n_local_heads)  # [1, 1, 32, Hq·D]
+        attn = self._attend_decode(xqkv_interleaved, current_pos, rot_mats, page_table)  # [1, 1, 32, Hq·D]
         return self._wo_decode(attn)
 
     def prefill_forward(
@@ -489,23 +425,7 @@ class Attention1D(LightweightModule):
         )
         ttnn.deallocate(x)
         xqkv = ttnn.reshape(self._add_prefill_bias(xqkv), [1, 1, seq_len, -1])
-        q, k, v = ttnn.experimental.nlp_create_qkv_heads(
-            xqkv,
-            num_heads=cfg.n_local_heads,
-            num_kv_heads=cfg.n_local_kv_heads,
-            transpose_k_heads=False,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
-        )  # q [1, Hq, S, D], k / v [1, Hkv, S, D]
-        ttnn.deallocate(xqkv)
-        q, k = self._to_bf16(self._q_norm_prefill(q)), self._to_bf16(self._k_norm_prefill(k))
-        q, k = (self._rotary(t, *rot_mats, self.transformation_mats["prefill"], False) for t in (q, k))
-        k, v = self._to_cache_dtype(k), self._to_cache_dtype(v)
-        self._fill_cache(k, v, seq_len, user_id, page_table, chunk_page_table)
-        q = self._to_sdpa_dtype(q)
-        attn = self._sdpa_prefill(q, k, v, seq_len, page_table, chunk_start_idx)
-        for t in (q, k, v):
-            ttnn.deallocate(t)
-        attn = ttnn.experimental.nlp_concat_heads(attn, memory_config=ttnn.DRAM_MEMORY_CONFIG)  # [1, 1, S, Hq·D]
+        attn = self._attend_prefill(xqkv, seq_len, rot_mats, user_id, page_table, chunk_page_table, chunk_start_idx)
         rows = min(seq_len, pc.MAX_MM_SEQ_LEN)  # runtime: the WO matmul runs in 1024-row chunks
         attn = self._gather_before_wo_prefill(ttnn.reshape(attn, [1, seq_len // rows, rows, -1]))
         out = ttnn.linear(
@@ -573,25 +493,6 @@ class Attention1D(LightweightModule):
             num_links=FUSED_AG_MM_LINKS,
         )
         ttnn.deallocate(attn)
-        return out
-
-    def _reduce_scatter_decode(self, x):
-        return self._reduce_scatter(x, x.memory_config())
-
-    def _reduce_scatter_prefill(self, x):
-        return self._reduce_scatter(x, ttnn.DRAM_MEMORY_CONFIG)
-
-    def _reduce_scatter(self, x, memory_config):
-        cfg = self.config
-        out = ccl.reduce_scatter(
-            cfg.tt_ccl,
-            x,
-            dim=3,
-            memory_config=memory_config,
-            topology=cfg.topology,
-            num_links=cfg.num_reduce_scatter_links,
-        )
-        ttnn.deallocate(x)
         return out
 
 

@@ -13,25 +13,34 @@ fused per mesh row (``tensor_utils.fuse_qkv`` with one group per row: TTTv1's n_
 ``dim``-wise over columns, so the QKV matmul leaves partial sums over the columns; each row then owns
 n_heads / rows query heads and n_kv_heads / rows KV heads. wo is split by heads over rows and by ``dim`` over
 columns, so its partial sums are all-reduced over the rows and the output is split along ``dim`` over the columns
-like the input. Difference from TTTv1: every device keeps all users (TTTv1 TG splits the batch over the columns
-with selection matmuls), so no user-selection matrices are needed and the KV cache holds max_batch_size users.
-Program configs are left to ttnn (upstream TTTv2 MLP2D / TTTv1 TG pass none for most attention matmuls).
+like the input. Defaults are TTTv1's Galaxy model_config choices (SHARDED_ATTN_INPUT_MEMCFG, XQKV_DECODE_PROGCFG,
+XQKV_PREFILL_PROGCFG, WO_PREFILL_PROGCFG, L1 residual), taken with the mesh's real column count where TTTv1
+hard-codes the 4 columns of an 8x4 mesh; the decode WO matmul is left to ttnn as in TTTv1.
+Differences from TTTv1: every device keeps all users (TTTv1 TG splits the decode batch over the mesh columns with
+selection matmuls and a per-column KV cache of max_batch_size / columns users), and both all-reduces are the
+composite reduce-scatter + all-gather (TTTv1 all-gathers and sums with fast_reduce_nc below dim 8192).
 """
 
+import math
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import ClassVar
 
 import ttnn
 
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
-from models.common.modules.attention.attention_1d import Attention1DConfig
+from models.common.modules.attention.attention_1d import (
+    PREFILL_GRID_ROWS,
+    WORMHOLE_DRAM_SHARD_GRID_WIDTH,
+    Attention1DConfig,
+)
 from models.common.modules.attention.attention_steps import (
     allocate_kv_cache,
     bind_attention_variants,
     check_head_split,
     hf_attention_config,
+    model_args_config,
     validate_attention_shapes,
 )
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
@@ -40,6 +49,10 @@ from models.common.modules.lightweight_module import LightweightModule
 TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
 GALAXY_ALL_GATHER_LINKS = 2  # TTTv1 ModelArgs.num_all_gather_links on Galaxy
+TTTV1_GALAXY_MESH = (8, 4)  # TTTv1's TG model_config hard-codes 8 mesh rows and 4 columns
+INPUT_GRID_MAX_ROWS = 4  # TTTv1 SHARDED_ATTN_INPUT_MEMCFG on Galaxy: lm_head_core_grid, at most 4 rows of 8 cores
+CORES_PER_ROW = 8  # TTTv1: the decode input grid and XQKV_DECODE_PROGCFG grid are 8 cores wide
+OUT_SUBBLOCK_W = 1  # TTTv1 matmul_config on Galaxy: out_subblock_w = 1 (TG hang workaround)
 
 
 @dataclass(frozen=True)
@@ -49,15 +62,7 @@ class Attention2DConfig(Attention1DConfig):
     num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
     ccl_dtype: ttnn.DataType | None = None
 
-    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = Attention1DConfig.OPTIONAL_FIELDS | frozenset(
-        {
-            "decode_xqkv_prg_config",
-            "decode_wo_prg_config",
-            "prefill_xqkv_prg_config",
-            "prefill_wo_prg_config",
-            "decode_residual_memcfg",
-        }
-    )
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = Attention1DConfig.OPTIONAL_FIELDS | frozenset({"decode_wo_prg_config"})
 
     def resolve(self):
         rows, _ = tuple((self.mesh_device or self.default_mesh_device()).shape)
@@ -70,12 +75,19 @@ class Attention2DConfig(Attention1DConfig):
         return rows
 
     @property
-    def n_local_heads(self) -> int:
-        return self.n_heads // self.head_groups
+    def mesh_cols(self) -> int:
+        _, cols = tuple(self.mesh_device.shape)
+        return cols
 
     @property
-    def n_local_kv_heads(self) -> int:
-        return self.n_kv_heads // self.head_groups
+    def decode_input_core_grid(self) -> ttnn.CoreGrid:
+        """TTTv1's Galaxy attention input grid (its lm_head_core_grid): the most rows (<= 4) of 8 cores over which
+        this device's dim / columns splits into whole tiles; when none does, the 1D grid (find_grid)."""
+        width = self.dim // self.mesh_cols
+        for rows in range(INPUT_GRID_MAX_ROWS, 0, -1):
+            if width % (pc.TILE * CORES_PER_ROW * rows) == 0:
+                return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
+        return pc.dram_shard_core_grid_for_k(width)
 
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
@@ -90,30 +102,63 @@ class Attention2DConfig(Attention1DConfig):
         return ttnn.DRAM_MEMORY_CONFIG
 
     def default_decode_input_memcfg(self):
-        return ttnn.L1_MEMORY_CONFIG
+        # TTTv1 SHARDED_ATTN_INPUT_MEMCFG (TG): [32, dim / 4 / cores] shards; the real column count here
+        grid = self.decode_input_core_grid
+        return pc.width_sharded_l1_memcfg(
+            (self.tile_padded_batch_rows, self.dim // self.mesh_cols // grid.num_cores), grid
+        )
 
     def default_decode_xqkv_prg_config(self):
-        return None
+        """TTTv1 XQKV_DECODE_PROGCFG (TG): 1D multicast on 8-wide rows, one output tile per core. TTTv1 uses the
+        input grid's rows (5 rows and in0_block_w 2 for Llama 70B/90B); here the rows are those that hold every
+        output tile and in0_block_w is the input shard width in tiles, which gives TTTv1's values for every Llama
+        size."""
+        n_tiles = self.qkv_size // self.head_groups // pc.TILE
+        rows = max(self.decode_input_core_grid.y, math.ceil(n_tiles / CORES_PER_ROW))
+        return ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
+            compute_with_storage_grid_size=(CORES_PER_ROW, rows),
+            in0_block_w=self.dim // self.mesh_cols // self.decode_input_core_grid.num_cores // pc.TILE,
+            out_subblock_h=1,
+            out_subblock_w=1,
+            per_core_M=self.tile_padded_batch_rows // pc.TILE,
+            per_core_N=1,
+            fuse_batch=True,
+            fused_activation=None,
+            mcast_in0=True,
+        )
 
     def default_decode_wo_prg_config(self):
-        return None
+        return None  # TTTv1 ATTN_OUTPUT_PROGCFG on Galaxy: ttnn picks
 
     def default_decode_residual_memcfg(self):
-        return None
+        return ttnn.L1_MEMORY_CONFIG  # TTTv1 DECODE_RESIDUAL_MEMCFG on Galaxy
 
     def default_min_kv_prefill_shard_seqlen(self):
         return self.max_seq_len + 1  # TTTv1 TG fills the cache from interleaved K/V: never shard
 
     def default_prefill_xqkv_prg_config(self):
-        return _ttnn_picks
+        # TTTv1 XQKV_PREFILL_PROGCFG sizes N as qkv_size / mesh columns: on 8x4 that over-covers this device's
+        # qkv_size / rows, on 4x8 it would fall short of it, so never less than the device's own columns
+        n = self.qkv_size // min(self.mesh_cols, self.head_groups)
+        return lru_cache(partial(pc.xqkv_prefill_config, n=n, dram_shard_grid_width=WORMHOLE_DRAM_SHARD_GRID_WIDTH))
 
     def default_prefill_wo_prg_config(self):
-        return _ttnn_picks
+        # TTTv1 WO_PREFILL_PROGCFG (Galaxy): K = local heads, N = dim / columns, in0_block_w 1, out_subblock_w 1
+        k, n = self.n_heads * self.head_dim // self.head_groups, self.dim // self.mesh_cols
+        grid = pc.find_prefill_grid(PREFILL_GRID_ROWS, k // pc.TILE)
+
+        @lru_cache
+        def for_seq_len(seq_len: int):
+            m, fuse_batch = min(seq_len, pc.MAX_MM_SEQ_LEN), seq_len <= pc.MAX_MM_SEQ_LEN
+            return pc.matmul_config(m, k, n, grid, in0_block_w=1, fuse_batch=fuse_batch, out_subblock_w=OUT_SUBBLOCK_W)
+
+        return for_seq_len
 
 
 class Attention2D(LightweightModule):
     """GQA attention on a Galaxy mesh. ``Attention2D(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len)``,
-    ``Attention2D.from_config(cfg)``, ``Attention2D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights)."""
+    ``Attention2D.from_config(cfg)``, ``Attention2D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights),
+    ``Attention2D.from_model_args(...)`` (a TTTv1 ModelArgs on 8x4)."""
 
     def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
         self.__init_from_config(Attention2DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides))
@@ -125,22 +170,39 @@ class Attention2D(LightweightModule):
         return module
 
     @classmethod
-    def from_hf(cls, wq, wk, wv, wo, *, n_heads, n_kv_heads, head_dim, max_seq_len, mesh_device, **kw):
+    def from_hf(cls, wq, wk, wv, wo, *, mesh_device, **kw) -> "Attention2D":
         """As Attention1D.from_hf; q/k/v are fused per mesh row."""
         rows, _ = tuple(mesh_device.shape)  # TTTv1 TG: one head group per mesh row
-        config = hf_attention_config(
+        return cls.from_config(
+            hf_attention_config(Attention2DConfig, rows, wq, wk, wv, wo, mesh_device=mesh_device, **kw)
+        )
+
+    @classmethod
+    def from_model_args(
+        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num, paged_attention_config=None
+    ) -> "Attention2D":
+        """Build from a TTTv1 ModelArgs of a Galaxy (``attention_steps.model_args_config``: weights fused per mesh
+        row, dtypes, fidelities, TG model_config keys) with its Galaxy CCL settings. The module builds its own KV
+        cache (every device holds all users: see the module docstring)."""
+        shape = tuple(args.cluster_shape)
+        if shape != TTTV1_GALAXY_MESH:
+            raise ValueError(
+                f"Attention2D.from_model_args takes TTTv1's Galaxy (TG) configs, laid out for an 8x4 mesh, not "
+                f"{shape[0]}x{shape[1]}: use Attention1D.from_model_args on 1D meshes, Attention2D.from_hf on 4x8"
+            )
+        config = model_args_config(
             Attention2DConfig,
-            rows,
-            wq,
-            wk,
-            wv,
-            wo,
-            n_heads,
-            n_kv_heads,
-            head_dim,
-            max_seq_len,
-            mesh_device=mesh_device,
-            **kw,
+            mesh_device,
+            args,
+            state_dict,
+            weight_cache_path,
+            layer_num,
+            shape[0],  # TTTv1 TG: one head group per mesh row
+            paged_attention_config=paged_attention_config,
+            tt_ccl=tt_ccl,
+            topology=args.ccl_topology(),
+            num_all_gather_links=args.num_all_gather_links,
+            ccl_dtype=args.ccl_dtype,
         )
         return cls.from_config(config)
 
@@ -166,36 +228,33 @@ class Attention2D(LightweightModule):
         self.keys, self.values = allocate_kv_cache(cfg, cfg.n_local_kv_heads, cfg.max_batch_size)
         bind_attention_variants(self, cfg, MeshMapping.shard_2d(-1, None), make_norm=_rmsnorm_2d)
         self._input_mapping = MeshMapping.shard_2d(None, -1)
+        self._all_reduce = partial(
+            ccl.all_reduce,
+            cfg.tt_ccl,
+            topology=cfg.topology,
+            num_reduce_scatter_links=cfg.num_reduce_scatter_links,
+            num_all_gather_links=cfg.num_all_gather_links,
+        )
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
-        """x: [1, 1, 32, dim / mesh columns] per device in L1 (consumed); current_pos, rot_mats as Attention1D
-        (replicated). Returns [1, 1, 32, dim / mesh columns] per device in L1."""
+        """x: [1, 1, 32, dim / mesh columns] per device in ``decode_input_memcfg`` (consumed); current_pos, rot_mats
+        as Attention1D (replicated). Returns [1, 1, 32, dim / mesh columns] per device in ``decode_residual_memcfg``."""
         cfg = self.config
         current_pos = self._decode_positions(current_pos)
         self._check_decode_page_table(page_table)
         x = self._load(x, cfg.decode_input_memcfg)
-        xqkv = self._linear(
-            x, self.wqkv, cfg.decode_xqkv_prg_config, cfg.li_qkv_decode_compute_kernel_config, cfg.ccl_dtype
-        )
-        xqkv = self._add_decode_bias(self._all_reduce(xqkv, COL_AXIS, ttnn.L1_MEMORY_CONFIG))
-        q, k, v = self._create_heads_decode(ttnn.typecast(xqkv, ttnn.bfloat16))  # create heads needs bf16
+        sharded = ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG
+        pc_qkv, fidelity = cfg.decode_xqkv_prg_config, cfg.li_qkv_decode_compute_kernel_config
+        xqkv = self._linear(x, self.wqkv, pc_qkv, fidelity, cfg.ccl_dtype, sharded)
+        xqkv = self._add_decode_bias(self._all_reduce(xqkv, cluster_axis=COL_AXIS, memory_config=ttnn.L1_MEMORY_CONFIG))
+        attn = self._attend_decode(ttnn.typecast(xqkv, ttnn.bfloat16), current_pos, rot_mats, page_table)  # heads: bf16
         ttnn.deallocate(xqkv)
-        q, k = self._q_norm_decode(q), self._k_norm_decode(k)
-        q, k = (self._rotary(t, *rot_mats, self.transformation_mats["decode"], True) for t in (q, k))
-        ttnn.experimental.paged_update_cache(self.keys, k, update_idxs_tensor=current_pos, page_table=page_table)
-        ttnn.experimental.paged_update_cache(self.values, v, update_idxs_tensor=current_pos, page_table=page_table)
-        ttnn.deallocate(k)
-        ttnn.deallocate(v)
-        attn = self._sdpa_decode(q, current_pos, page_table)
-        ttnn.deallocate(q)
-        attn = ttnn.to_memory_config(attn, cfg.decode_scores_memcfg)
-        attn = ttnn.experimental.nlp_concat_heads_decode(attn, num_heads=cfg.n_local_heads)  # [1, 1, 32, Hq·D]
         attn = ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG)
         out = self._linear(
             attn, self.wo, cfg.decode_wo_prg_config, cfg.li_o_decode_compute_kernel_config, cfg.ccl_dtype
         )
-        return self._all_reduce(out, ROW_AXIS, cfg.decode_input_memcfg)
+        return self._all_reduce(out, cluster_axis=ROW_AXIS, memory_config=cfg.decode_residual_memcfg)
 
     def prefill_forward(
         self, x, seq_len, rot_mats, user_id=0, page_table=None, chunk_page_table=None, chunk_start_idx=None
@@ -209,30 +268,14 @@ class Attention2D(LightweightModule):
         x = ttnn.reshape(x, [1, seq_len // rows, rows, -1])
         pc_qkv = cfg.prefill_xqkv_prg_config(seq_len)
         xqkv = self._linear(x, self.wqkv, pc_qkv, cfg.li_qkv_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
-        xqkv = ttnn.reshape(self._all_reduce(xqkv, COL_AXIS, dram), [1, 1, seq_len, -1])
+        xqkv = ttnn.reshape(self._all_reduce(xqkv, cluster_axis=COL_AXIS, memory_config=dram), [1, 1, seq_len, -1])
         xqkv = self._add_prefill_bias(ttnn.typecast(xqkv, self._qkv_dtype))
-        q, k, v = ttnn.experimental.nlp_create_qkv_heads(
-            xqkv,
-            num_heads=cfg.n_local_heads,
-            num_kv_heads=cfg.n_local_kv_heads,
-            transpose_k_heads=False,
-            memory_config=dram,
-        )  # q [1, Hq, S, D], k / v [1, Hkv, S, D]
-        ttnn.deallocate(xqkv)
-        q, k = self._to_bf16(self._q_norm_prefill(q)), self._to_bf16(self._k_norm_prefill(k))
-        q, k = (self._rotary(t, *rot_mats, self.transformation_mats["prefill"], False) for t in (q, k))
-        k, v = self._to_cache_dtype(k), self._to_cache_dtype(v)
-        self._fill_cache(k, v, seq_len, user_id, page_table, chunk_page_table)
-        q = self._to_sdpa_dtype(q)
-        attn = self._sdpa_prefill(q, k, v, seq_len, page_table, chunk_start_idx)
-        for t in (q, k, v):
-            ttnn.deallocate(t)
-        attn = ttnn.experimental.nlp_concat_heads(attn, memory_config=dram)  # [1, 1, S, Hq·D]
+        attn = self._attend_prefill(xqkv, seq_len, rot_mats, user_id, page_table, chunk_page_table, chunk_start_idx)
         rows = min(seq_len, pc.MAX_MM_SEQ_LEN)  # runtime: the WO matmul runs in 1024-row chunks
         attn = ttnn.reshape(attn, [1, seq_len // rows, rows, -1])
         pc_wo = cfg.prefill_wo_prg_config(seq_len)
         out = self._linear(attn, self.wo, pc_wo, cfg.li_o_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
-        return self._all_reduce(ttnn.reshape(out, [1, 1, seq_len, -1]), ROW_AXIS, dram)
+        return self._all_reduce(ttnn.reshape(out, [1, 1, seq_len, -1]), cluster_axis=ROW_AXIS, memory_config=dram)
 
     def forward(self, x, current_pos, rot_mats, user_id=0, mode="decode", page_table=None, **prefill_kwargs):
         """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
@@ -258,21 +301,6 @@ class Attention2D(LightweightModule):
         ttnn.deallocate(x)
         return out
 
-    def _all_reduce(self, x, cluster_axis, memory_config):
-        """Sum the partial results over one mesh axis: reduce-scatter then all-gather along the last dim (TTTv1
-        tt_all_reduce composite path)."""
-        cfg = self.config
-        links = dict(topology=ttnn.Topology.Linear, cluster_axis=cluster_axis, dim=3)
-        scattered = ccl.reduce_scatter(
-            cfg.tt_ccl, x, memory_config=memory_config, num_links=cfg.num_reduce_scatter_links, **links
-        )
-        ttnn.deallocate(x)
-        out = ccl.all_gather(
-            cfg.tt_ccl, scattered, memory_config=memory_config, num_links=cfg.num_all_gather_links, **links
-        )
-        ttnn.deallocate(scattered)
-        return out
-
 
 def _rmsnorm_2d(cfg, norm_cfg):
     """(decode, prefill) per-head RMSNorm over head_dim with a replicated gamma (RMSNorm1D is 1D-only)."""
@@ -295,8 +323,3 @@ def _rms_norm_resharded(norm, x):
     memory_config = x.memory_config()
     out = norm(ttnn.to_memory_config(x, ttnn.L1_MEMORY_CONFIG), memory_config=ttnn.L1_MEMORY_CONFIG)
     return ttnn.to_memory_config(out, memory_config)
-
-
-def _ttnn_picks(seq_len: int) -> None:
-    """Prefill program config: none given, ttnn chooses."""
-    return None

@@ -30,10 +30,12 @@ class PagedAttentionConfig:
     max_num_blocks: int = 1024
 
 
-def hf_attention_config(config_cls, groups, wq, wk, wv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **kw):
-    """A config of ``config_cls`` from HF weights: Q/K rows (and biases, q/k norm weights) reordered to the
-    interleaved rotary layout, q/k/v fused per device group (``groups``: 1D one per device, 2D one per mesh row), wo
-    transposed. ``cache_dir`` caches the converted weights (names wqkv, wo, wqkv_bias, q_norm, k_norm)."""
+def hf_attention_config(config_cls, groups, wq, wk, wv, wo, *, n_heads, n_kv_heads, head_dim, max_seq_len, **kw):
+    """A config of ``config_cls`` from HF ``q_proj/k_proj/v_proj/o_proj.weight`` (out, in) tensors: Q/K rows (and
+    the optional ``bq/bk/bv`` biases, ``q_norm/k_norm`` weights with ``norm_eps``) reordered to the interleaved
+    rotary layout, q/k/v fused per device group (``groups``: 1D one per device, 2D one per mesh row), wo transposed.
+    ``cache_dir`` caches the converted weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to
+    ``config_cls``."""
     bq, bk, bv = kw.pop("bq", None), kw.pop("bk", None), kw.pop("bv", None)
     q_norm, k_norm, eps = kw.pop("q_norm", None), kw.pop("k_norm", None), kw.pop("norm_eps", None)
     cache_dir = kw.pop("cache_dir", None)
@@ -56,6 +58,69 @@ def hf_attention_config(config_cls, groups, wq, wk, wv, wo, n_heads, n_kv_heads,
             kw[f"{name}_config"] = RMSNorm1DConfig(lazy(source, name), **norm_kw)
     wqkv, wo_t = lazy(fused(wq, wk, wv), "wqkv"), lazy(lambda: wo.T.contiguous(), "wo")
     return config_cls(wqkv, wo_t, n_heads, n_kv_heads, head_dim, max_seq_len, **kw)
+
+
+def model_args_config(config_cls, mesh_device, args, state_dict, weight_cache_path, layer_num, groups, **kw):
+    """A config of ``config_cls`` from a TTTv1 ModelArgs: its Meta-named weights (already in the interleaved rotary
+    layout) fused per device group, dtypes and math fidelities (DecodersPrecision), and the model_config keys both
+    meshes share. ``kw`` adds the mesh-specific fields. The only place attention touches TTTv1; retires with it."""
+    from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
+
+    prefix = args.get_state_dict_prefix("Attention", layer_num)
+    layer = max(layer_num, 0)  # cross-attention blocks use the first decoder's settings (TTTv1)
+    mc = args.model_config
+    precision = mc["DECODERS_OPTIMIZATIONS"]
+    cached = weight_cache_path is not None and not args.dummy_weights
+
+    def lazy(source, name):
+        cache = dict(cache_dir=weight_cache_path, cache_name=f"{prefix}.{name}") if cached else {}
+        return LazyWeight(source, **cache)
+
+    def fused(kind):
+        parts = [state_dict[f"{prefix}.{w}.{kind}"] for w in ("wq", "wk", "wv")]
+        return lazy(partial(tensor_utils.fuse_qkv, *parts, groups), f"wqkv_{kind}")
+
+    for name in ("q_norm", "k_norm"):
+        if f"{prefix}.{name}.weight" in state_dict:
+            weight = lazy(state_dict[f"{prefix}.{name}.weight"], name)
+            norm = dict(mesh_device=mesh_device, eps=args.norm_eps, input_fractured=False, decode_sharded=False)
+            kw[f"{name}_config"] = RMSNorm1DConfig(weight, **norm)
+    fidelity = partial(precision.get_math_fidelity, layer, configuration=args)
+    dtype = partial(precision.get_tensor_dtype, layer)
+    return config_cls(
+        fused("weight"),
+        lazy(state_dict[f"{prefix}.wo.weight"].T, "wo"),
+        args.n_heads,
+        args.n_kv_heads,
+        args.head_dim,
+        args.max_seq_len,
+        max_batch_size=args.max_batch_size,
+        wqkv_bias=fused("bias") if f"{prefix}.wq.bias" in state_dict else None,
+        mesh_device=mesh_device,
+        num_reduce_scatter_links=args.num_reduce_scatter_links,
+        wqkv_dtype=dtype(TensorGroup.WQKV),
+        wo_dtype=dtype(TensorGroup.WO),
+        kv_cache_dtype=dtype(TensorGroup.KV_CACHE),
+        activation_dtype=dtype(TensorGroup.ACTIVATION),
+        li_qkv_decode_compute_kernel_config=fidelity(OpGroup.LI_QKV_DECODE),
+        sdpa_decode_compute_kernel_config=fidelity(OpGroup.SDPA_DECODE),
+        li_o_decode_compute_kernel_config=fidelity(OpGroup.LI_O_DECODE),
+        li_qkv_prefill_compute_kernel_config=fidelity(OpGroup.LI_QKV_PREFILL),
+        sdpa_prefill_compute_kernel_config=fidelity(OpGroup.SDPA_PREFILL),
+        li_o_prefill_compute_kernel_config=fidelity(OpGroup.LI_O_PREFILL),
+        decode_input_memcfg=mc["SHARDED_ATTN_INPUT_MEMCFG"],
+        decode_xqkv_prg_config=mc["XQKV_DECODE_PROGCFG"],
+        decode_create_qkv_heads_memcfg=mc["CREATE_QKV_DECODE_SHARD"],
+        decode_sdpa_prg_config=mc["SDPA_DECODE_PROGCFG"],
+        decode_scores_memcfg=mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](args.max_batch_size),
+        decode_wo_prg_config=mc["ATTN_OUTPUT_PROGCFG"],
+        decode_residual_memcfg=mc["DECODE_RESIDUAL_MEMCFG"],
+        prefill_xqkv_prg_config=mc["XQKV_PREFILL_PROGCFG"],
+        prefill_sdpa_prg_config=mc["SDPA_PROGCFG"],
+        prefill_wo_prg_config=mc["WO_PREFILL_PROGCFG"],
+        prefill_kv_memcfg=mc["KV_PREFILL_MEM_CFG"],
+        **kw,
+    )
 
 
 def check_head_split(cfg, head_groups: int) -> None:
@@ -119,7 +184,6 @@ def bind_attention_variants(module, cfg, bias_mapping: MeshMapping, make_norm=No
     module._sdpa_dtype = cfg.activation_dtype or ttnn.bfloat8_b
     module._wo_dtype = cfg.activation_dtype or ttnn.bfloat8_b
     module.transformation_mats = transformation_matrices(cfg.mesh_device, cfg.max_batch_size)
-    module._rotary = _rotary
     module._to_bf16 = _identity if module._qkv_dtype == ttnn.bfloat16 else partial(ttnn.typecast, dtype=ttnn.bfloat16)
     module._to_cache_dtype = partial(ttnn.typecast, dtype=cfg.kv_cache_dtype)
     module._to_sdpa_dtype = partial(ttnn.typecast, dtype=module._sdpa_dtype)
@@ -145,9 +209,52 @@ def bind_attention_variants(module, cfg, bias_mapping: MeshMapping, make_norm=No
     module._sdpa_decode = partial(_sdpa_decode_paged if paged else _sdpa_decode, module)
     module._fill_cache = partial(_fill_paged if paged else _fill_contiguous, module)
     module._sdpa_prefill = partial(_sdpa_prefill_paged if paged else _sdpa_prefill, module)
+    module._attend_decode = partial(_attend_decode, module)
+    module._attend_prefill = partial(_attend_prefill, module)
     module._check_decode_page_table = partial(_check_decode_page_table, cfg)
     module._check_prefill = partial(_check_prefill, cfg)
     module._decode_positions = partial(_decode_positions, cfg)
+
+
+def _attend_decode(module, xqkv, current_pos, rot_mats, page_table):
+    """The decode core both meshes share: fused bfloat16 QKV [1, 1, 32, local qkv] in L1 (consumed) → heads, one
+    user per core → [q/k norm] → rotary → KV-cache update at ``current_pos`` → SDPA decode → concatenated heads
+    [1, 1, 32, Hq·D]."""
+    cfg = module.config
+    q, k, v = module._create_heads_decode(xqkv)  # q [1, users, Hq, D], k / v [1, users, Hkv, D]
+    q, k = module._q_norm_decode(q), module._k_norm_decode(k)
+    q, k = (_rotary(t, *rot_mats, module.transformation_mats["decode"], True) for t in (q, k))
+    for cache, new in ((module.keys, k), (module.values, v)):
+        ttnn.experimental.paged_update_cache(cache, new, update_idxs_tensor=current_pos, page_table=page_table)
+        ttnn.deallocate(new)
+    attn = module._sdpa_decode(q, current_pos, page_table)
+    ttnn.deallocate(q)
+    attn = ttnn.to_memory_config(attn, cfg.decode_scores_memcfg)
+    return ttnn.experimental.nlp_concat_heads_decode(attn, num_heads=cfg.n_local_heads)
+
+
+def _attend_prefill(module, xqkv, seq_len, rot_mats, user_id, page_table, chunk_page_table, chunk_start_idx):
+    """The prefill core both meshes share: fused QKV [1, 1, S, local qkv] in DRAM (consumed) → heads → [q/k norm]
+    → rotary → fill user ``user_id``'s KV cache → causal (or chunked paged) SDPA → concatenated heads
+    [1, 1, S, Hq·D] in DRAM."""
+    cfg = module.config
+    q, k, v = ttnn.experimental.nlp_create_qkv_heads(
+        xqkv,
+        num_heads=cfg.n_local_heads,
+        num_kv_heads=cfg.n_local_kv_heads,
+        transpose_k_heads=False,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+    )  # q [1, Hq, S, D], k / v [1, Hkv, S, D]
+    ttnn.deallocate(xqkv)
+    q, k = module._to_bf16(module._q_norm_prefill(q)), module._to_bf16(module._k_norm_prefill(k))
+    q, k = (_rotary(t, *rot_mats, module.transformation_mats["prefill"], False) for t in (q, k))
+    k, v = module._to_cache_dtype(k), module._to_cache_dtype(v)
+    module._fill_cache(k, v, seq_len, user_id, page_table, chunk_page_table)
+    q = module._to_sdpa_dtype(q)
+    attn = module._sdpa_prefill(q, k, v, seq_len, page_table, chunk_start_idx)
+    for t in (q, k, v):
+        ttnn.deallocate(t)
+    return ttnn.experimental.nlp_concat_heads(attn, memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
 
 def _create_heads_decode(cfg, xqkv):

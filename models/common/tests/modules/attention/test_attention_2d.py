@@ -22,9 +22,10 @@ from models.common.tests.modules.attention.hf_reference import (
 )
 
 
-def _config(dims, shape, **overrides):
+def _config(dims, shape, mesh=None, **overrides):
+    """A config on ``mesh`` (default: a stand-in with only the mesh shape and device count)."""
     dim, n_heads, n_kv_heads, head_dim = dims
-    mesh = types.SimpleNamespace(shape=shape, get_num_devices=lambda: shape[0] * shape[1])
+    mesh = mesh or types.SimpleNamespace(shape=shape, get_num_devices=lambda: shape[0] * shape[1])
     qkv = head_dim * (n_heads + 2 * n_kv_heads)
     wqkv, wo = LazyWeight(torch.zeros(dim, qkv)), LazyWeight(torch.zeros(n_heads * head_dim, dim))
     return Attention2DConfig(
@@ -38,12 +39,25 @@ def test_galaxy_defaults_split_heads_over_rows():
     assert (cfg.n_local_heads, cfg.n_local_kv_heads, cfg.use_fused_all_gather_matmul) == (8, 1, False)
     assert (cfg.wqkv_dtype, cfg.wo_dtype, cfg.kv_cache_dtype, cfg.ccl_dtype) == (ttnn.bfloat8_b,) * 4
     assert cfg.wqkv_memcfg == cfg.wo_memcfg == ttnn.DRAM_MEMORY_CONFIG  # TTTv1 TG weights: DRAM interleaved
-    assert cfg.decode_input_memcfg == ttnn.L1_MEMORY_CONFIG and cfg.prefill_input_memcfg == ttnn.DRAM_MEMORY_CONFIG
-    assert cfg.decode_xqkv_prg_config is None and cfg.prefill_wo_prg_config(2048) is None, "ttnn picks"
+    # SHARDED_ATTN_INPUT_MEMCFG: dim / 4 columns = 2048 = 1024 * 2 → 4 rows of 8 cores, shards [32, 2048 / 32]
+    assert cfg.decode_input_memcfg.shard_spec.shape == [32, 64] and cfg.decode_input_core_grid.num_cores == 32
+    # XQKV_DECODE_PROGCFG (70B): 128 * 80 / 8 rows / 32 = 40 output tiles → grid (8, 5), in0_block_w = 64 / 32 = 2
+    p = cfg.decode_xqkv_prg_config
+    assert (p.compute_with_storage_grid_size.y, p.in0_block_w, p.per_core_N) == (5, 2, 1)
+    # XQKV_PREFILL_PROGCFG: per_core_N = ceil(10240 / 4 columns / 32 / 8) = 10
+    assert cfg.prefill_xqkv_prg_config(128).per_core_N == 10
+    # WO_PREFILL_PROGCFG (Galaxy): in0_block_w 1, out_subblock_w 1, fused batch up to 1024 rows
+    short, long = cfg.prefill_wo_prg_config(128), cfg.prefill_wo_prg_config(4096)
+    assert (short.in0_block_w, short.out_subblock_w, short.fuse_batch, long.fuse_batch) == (1, 1, True, False)
+    assert cfg.decode_wo_prg_config is None and cfg.decode_residual_memcfg == ttnn.L1_MEMORY_CONFIG
+    assert cfg.prefill_input_memcfg == ttnn.DRAM_MEMORY_CONFIG
     assert cfg.num_all_gather_links == 2  # TTTv1 num_all_gather_links on Galaxy
     assert cfg.min_kv_prefill_shard_seqlen > cfg.max_seq_len  # TTTv1 TG never shards K/V for the cache fill
-    # 4x8: 4 rows → 16 q heads and 2 kv heads per device
-    assert (_config((8192, 64, 8, 128), (4, 8)).resolve().n_local_kv_heads) == 2
+    # 4x8: 4 rows → 16 q heads and 2 kv heads per device; dim / 8 columns = 1024 → 4 rows of 8 cores, [32, 32]
+    wide = _config((8192, 64, 8, 128), (4, 8)).resolve()
+    assert wide.n_local_kv_heads == 2 and wide.decode_input_memcfg.shard_spec.shape == [32, 32]
+    # Qwen3-32B on 4x8: 5120 / 8 = 640 fills no row of 8 cores with whole tiles → 1D grid find_grid(20) = 20 cores
+    assert _config((5120, 64, 8, 128), (4, 8)).resolve().decode_input_core_grid.num_cores == 20
 
 
 def test_galaxy_rejects_heads_that_do_not_split_over_rows():
@@ -108,3 +122,135 @@ def test_attention_2d_rejects_1d_meshes(ttnn_mesh_device):
     config, layer, _ = hf_layer("Llama-3.2-1B")
     with pytest.raises(ValueError, match="use Attention1D"):
         build(Attention2D, ttnn_mesh_device, config, layer, 1, 128, paged=False)
+
+
+# --- TTTv1 parity and the from_model_args bridge ----------------------------------------------------------------
+def _model_args_cases():
+    """(model, mesh) for every shipped model TTTv1 accepts on a Galaxy mesh whose heads split over its rows."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.load_checkpoints import shipped_models
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    cases = []
+    for model in shipped_models():
+        for mesh in MESHES_2D:
+            try:
+                args = ModelArgs(HostMesh.for_shape(mesh), hf_model=model, max_batch_size=32)
+            except ValueError:  # TTTv1 rejects this model on this mesh (e.g. phi-4's 10 KV heads over 4 columns)
+                continue
+            if args.n_kv_heads % mesh[0] == 0:
+                cases.append(pytest.param(model, mesh, id=f"{model}-{mesh[0]}x{mesh[1]}"))
+    return cases
+
+
+@pytest.mark.parametrize("model, mesh", _model_args_cases())
+def test_defaults_equal_tttv1_model_config(model, mesh):
+    """Attention2D's own defaults (no ModelArgs involved) reproduce TTTv1's Galaxy model_config keys and its default
+    dtypes and fidelities. TTTv1's input grid, XQKV_DECODE_PROGCFG and XQKV_PREFILL_PROGCFG assume 4 mesh columns
+    (and name Llama 70B/90B): they are compared on 8x4 where TTTv1's config holds its output; ours must always
+    cover the device's tensors."""
+    from models.tt_transformers.tt.host_mesh import HostMesh
+    from models.tt_transformers.tt.model_config import (
+        DecodersPrecision,
+        ModelArgs,
+        ModelOptimizations,
+        OpGroup,
+        TensorGroup,
+    )
+
+    host_mesh = HostMesh.for_shape(mesh)
+    args = ModelArgs(host_mesh, hf_model=model, max_batch_size=32)
+    mc = args.model_config
+    # TTTv1's default precision (per-model overrides, e.g. bf16 Qwen attention, come in through from_model_args)
+    precision = DecodersPrecision(1, model, ModelOptimizations())
+    dims = (args.dim, args.n_heads, args.n_kv_heads, args.head_dim)
+    cfg = _config(dims, mesh, host_mesh).resolve()
+    pairs = {
+        "CREATE_QKV_DECODE_SHARD": cfg.decode_create_qkv_heads_memcfg,
+        "SDPA_DECODE_PROGCFG": cfg.decode_sdpa_prg_config,
+        "ATTN_OUTPUT_PROGCFG": cfg.decode_wo_prg_config,
+        "DECODE_RESIDUAL_MEMCFG": cfg.decode_residual_memcfg,
+    }
+    for key, ours in pairs.items():
+        assert repr(ours) == repr(mc[key]), key
+    assert repr(cfg.decode_scores_memcfg) == repr(mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](32))
+    for seq_len in (128, 1024, 4096):
+        assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(mc["WO_PREFILL_PROGCFG"](seq_len))
+        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(mc["SDPA_PROGCFG"](seq_len))
+    dtypes = {TensorGroup.WQKV: cfg.wqkv_dtype, TensorGroup.WO: cfg.wo_dtype, TensorGroup.KV_CACHE: cfg.kv_cache_dtype}
+    for group, ours in dtypes.items():
+        assert ours == precision.get_tensor_dtype(0, group), group
+    assert cfg.ccl_dtype == args.ccl_dtype and cfg.num_all_gather_links == args.num_all_gather_links
+    fidelities = {
+        OpGroup.LI_QKV_DECODE: cfg.li_qkv_decode_compute_kernel_config,
+        OpGroup.SDPA_DECODE: cfg.sdpa_decode_compute_kernel_config,
+        OpGroup.LI_O_DECODE: cfg.li_o_decode_compute_kernel_config,
+        OpGroup.LI_QKV_PREFILL: cfg.li_qkv_prefill_compute_kernel_config,
+        OpGroup.SDPA_PREFILL: cfg.sdpa_prefill_compute_kernel_config,
+        OpGroup.LI_O_PREFILL: cfg.li_o_prefill_compute_kernel_config,
+    }
+    for op, ours in fidelities.items():
+        assert _kernel(ours) == _kernel(precision.get_math_fidelity(0, op, configuration=args)), op
+    # decode input and QKV matmuls: ours always cover this device's dim / columns and qkv / rows
+    rows, cols = mesh
+    shard = cfg.decode_input_memcfg.shard_spec
+    assert shard.shape[1] * shard.grid.num_cores() == args.dim // cols
+    n_tiles = args.qkv_size // rows // 32
+    assert _output_tiles(cfg.decode_xqkv_prg_config) >= n_tiles
+    prefill_xqkv = cfg.prefill_xqkv_prg_config(128)
+    assert prefill_xqkv.per_core_N * prefill_xqkv.compute_with_storage_grid_size.x >= n_tiles
+    if mesh == (8, 4):
+        for seq_len in (128, 1024, 4096):
+            assert repr(cfg.prefill_xqkv_prg_config(seq_len)) == repr(mc["XQKV_PREFILL_PROGCFG"](seq_len))
+    if mesh == (8, 4) and _output_tiles(mc["XQKV_DECODE_PROGCFG"]) >= n_tiles:
+        assert repr(cfg.decode_input_memcfg) == repr(mc["SHARDED_ATTN_INPUT_MEMCFG"])
+        assert repr(cfg.decode_xqkv_prg_config) == repr(mc["XQKV_DECODE_PROGCFG"])
+
+
+def _kernel(config):
+    return (config.math_fidelity, config.math_approx_mode, config.fp32_dest_acc_en, config.packer_l1_acc)
+
+
+def _output_tiles(program_config):
+    grid = program_config.compute_with_storage_grid_size
+    return grid.x * grid.y * program_config.per_core_N
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+def test_attention_2d_vs_reference_from_model_args(ttnn_mesh_device, reference_check):
+    """One small model through TTTv1's Galaxy ModelArgs (default Llama-3.2-1B-Instruct; HF_MODEL overrides): prefill
+    one user, then a decode step of the batch."""
+    import os
+
+    from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
+    from models.common.modules.tt_ccl import get_tt_ccl
+    from models.tt_transformers.tt import reference
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model=os.environ.get("HF_MODEL", "Llama-3.2-1B-Instruct"), max_batch_size=32)
+    args.n_layers, args.max_seq_len = 1, 256
+    attention = Attention2D.from_model_args(mesh, get_tt_ccl(mesh), args, args.load_state_dict(), None, layer_num=0)
+    assert repr(attention.config.decode_xqkv_prg_config) == repr(args.model_config["XQKV_DECODE_PROGCFG"])
+    scaling = args.reference_config().rope_parameters
+    llama3 = scaling["rope_type"] == "llama3" and Llama3RopeScaling(
+        scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"],
+        scaling["original_max_position_embeddings"],
+    )  # fmt: skip
+    rope = Rope1D(args.head_dim, 256, args.rope_theta, scaling=llama3 or None, mesh_device=mesh)
+    hf = reference.reference_attention(args, dtype=torch.float32)
+    prompt = torch.randn(1, 128, args.dim)
+    out = attention.prefill_forward(LazyWeight(prompt[None]), 128, rope.prefill_forward(128))
+    reference_check(hf(prompt, 0)[None], _to_host(out, mesh), min_pcc=0.99)
+    token = torch.randn(1, 1, args.dim)
+    x = torch.zeros(1, 1, 32, args.dim)
+    x[0, 0, 0] = token[0, 0]
+    positions = [128] + [0] * 31
+    out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions))
+    reference_check(hf(token, 128)[0], _to_host(out, mesh)[0, 0, :1], min_pcc=0.99)
+
+
+def test_from_model_args_takes_only_tttv1_galaxy_meshes():
+    for shape in ([1, 8], [4, 8]):
+        with pytest.raises(ValueError, match=f"laid out for an 8x4 mesh, not {shape[0]}x{shape[1]}"):
+            Attention2D.from_model_args(None, None, types.SimpleNamespace(cluster_shape=shape), {}, None, 0)
