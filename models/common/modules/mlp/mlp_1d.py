@@ -298,8 +298,11 @@ class MLP1D(LightweightModule):
                 raise ValueError(f"MLP1D {name} has (padded) shape {got}, expected {shape_expected}")
         self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
         single = cfg.num_devices == 1
-        self._reduce_decode = _identity if single else self._reduce_scatter_decode
-        self._reduce_prefill = _identity if single else self._reduce_scatter_prefill
+        reduce = partial(
+            ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
+        )
+        self._reduce_decode = _identity if single else reduce
+        self._reduce_prefill = _identity if single else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -356,25 +359,6 @@ class MLP1D(LightweightModule):
             compute_kernel_config=compute_kernel_config,
             memory_config=memory_config or ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG,
         )
-
-    def _reduce_scatter_decode(self, x):
-        return self._reduce_scatter(x, x.memory_config())
-
-    def _reduce_scatter_prefill(self, x):
-        return self._reduce_scatter(x, ttnn.DRAM_MEMORY_CONFIG)
-
-    def _reduce_scatter(self, x, memory_config):
-        cfg = self.config
-        out = ccl.reduce_scatter(
-            cfg.tt_ccl,
-            x,
-            dim=3,
-            memory_config=memory_config,
-            topology=cfg.topology,
-            num_links=cfg.num_reduce_scatter_links,
-        )
-        ttnn.deallocate(x)
-        return out
 
 
 def default_prefill_len_cutoff(dim: int, num_devices: int) -> int:

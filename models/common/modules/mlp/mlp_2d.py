@@ -204,9 +204,17 @@ class MLP2D(LightweightModule):
         return out
 
     def _all_reduce_rows(self, x, memory_config):
-        """Sum the partial outputs over mesh rows: reduce-scatter then all-gather along ``dim`` (TTTv1 composite)."""
-        scattered = self._reduce_scatter(x, ROW_AXIS, memory_config)
-        return self._all_gather(scattered, ROW_AXIS, memory_config)
+        """Sum the partial outputs over mesh rows (TTTv1 composite all-reduce); consumes ``x``."""
+        cfg = self.config
+        return ccl.all_reduce(
+            cfg.tt_ccl,
+            x,
+            cluster_axis=ROW_AXIS,
+            memory_config=memory_config,
+            topology=ttnn.Topology.Linear,
+            num_reduce_scatter_links=cfg.num_reduce_scatter_links,
+            num_all_gather_links=cfg.num_all_gather_links,
+        )
 
 
 def _ttnn_picks(seq_len: int) -> None:
