@@ -15,7 +15,7 @@ def readme_examples() -> dict[str, str]:
 
 
 def test_readme_has_the_examples():
-    assert {"modules"} <= set(readme_examples())
+    assert {"modules", "switch-tttv1"} <= set(readme_examples())
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
@@ -27,3 +27,16 @@ def test_modules_example_runs(ttnn_mesh_device, tmp_path, monkeypatch):
     assert tuple(namespace["prefill"].shape) == (1, 1, 128, 2048 // 8)
     assert namespace["mlp_bfp4"].config.w1_w3_dtype.name == "BFLOAT4_B"
     assert len(list((tmp_path / "model_cache" / "example").glob("*.tensorbin"))) == 3
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
+def test_switch_tttv1_example_runs(ttnn_mesh_device):
+    namespace = {"mesh_device": ttnn_mesh_device}
+    exec(compile(readme_examples()["switch-tttv1"], "README.md:switch-tttv1", "exec"), namespace)
+    args, mlp, attention, out = (namespace[name] for name in ("args", "mlp", "attention", "out"))
+    mc = args.model_config
+    assert tuple(out.shape) == (1, 1, 32, args.dim // 8)
+    assert out.memory_config() == mc["DECODE_RESIDUAL_MEMCFG"]
+    assert repr(mlp.config.decode_w1_w3_prg_config) == repr(mc["DECODE_MLP_W1_W3_PRG_CONFIG"])  # TTTv1's choice
+    assert repr(attention.config.decode_xqkv_prg_config) == repr(mc["XQKV_DECODE_PROGCFG"])
+    assert attention.config.use_fused_all_gather_matmul  # TTTv1 fuses the all-gather into wo on a T3K ring

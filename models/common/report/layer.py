@@ -1,0 +1,224 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The report's decoder layer: TTTv2 modules built from HF weights with the modules' own defaults.
+
+    1D meshes (1x1, 1x2, 1x8):  RMSNorm1D → Attention1D → + residual → RMSNorm1D → MLP1D → + residual
+    2D meshes (8x4, 4x8):       norm → Attention2D → + residual → norm → MLP2D → + residual
+
+The residual stream is TTTv1's: width-split over the devices (1D) or over the mesh columns (2D), bfloat16, in L1 for
+decode (the modules' ``decode_residual_memcfg`` on 1D) and in DRAM for prefill. There is no TTTv2 2D norm yet, so on
+Galaxy the norms are TTTv1's own interleaved distributed RMSNorm (``tt_distributed_rmsnorm``: per-device statistics,
+all-gathered over the mesh columns, normalise with the device's slice of the weight), in both modes; the report labels
+them as TTTv1 code.
+"""
+
+import math
+from functools import partial
+
+import torch
+import ttnn
+
+from models.common import tensor_utils
+from models.common.modules import program_configs as pc
+from models.common.modules.attention.attention_1d import Attention1D
+from models.common.modules.attention.attention_2d import Attention2D
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping
+from models.common.modules.mlp.mlp_1d import MLP1D
+from models.common.modules.mlp.mlp_2d import MLP2D
+from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rope.rope_1d import Rope1D
+from models.common.modules.tt_ccl import get_tt_ccl
+from models.common.report.model import Model, is_2d
+from models.tt_transformers.tt.ccl import tt_distributed_rmsnorm
+
+USERS = 32  # decode batch: one tile of users (TTTv1 max_batch_size 32)
+INPUT_SEED = 0  # the report's prefill prompt and decode tokens
+# TTTv1 DistributedNorm (TG) ln_cfg: HiFi2 without fp32 or L1 accumulation
+GALAXY_NORM_KERNEL = dict(
+    math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
+)
+MODULE_PARAMS = {  # the HF weights each module of the layer holds, by name prefix
+    "attention_norm": "input_layernorm.",
+    "attention": "self_attn.",
+    "ffn_norm": "post_attention_layernorm.",
+    "mlp": "mlp.",
+}
+
+
+class GalaxyNorm:
+    """The 2D layer's norm: TTTv1's ``tt_distributed_rmsnorm`` (there is no TTTv2 2D norm yet), both modes; the
+    decode output is moved into its consumer's decode input layout (``decode_memcfg``)."""
+
+    LABEL = "TTTv1 tt_distributed_rmsnorm"
+
+    def __init__(self, weight: torch.Tensor, eps: float, mesh_device, decode_memcfg):
+        dim = weight.numel()
+        self.eps, self.mesh_device, self.tt_ccl = eps, mesh_device, get_tt_ccl(mesh_device)
+        self.decode_memcfg = decode_memcfg
+        self.compute_kernel_config = ttnn.WormholeComputeKernelConfig(**GALAXY_NORM_KERNEL)
+        self.weight = LazyWeight(
+            weight.reshape(1, 1, dim // pc.TILE, pc.TILE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
+            dtype=ttnn.bfloat16,
+            layout=ttnn.ROW_MAJOR_LAYOUT,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            mesh_mapping=MeshMapping.shard_2d(None, 2),  # each mesh column normalises its slice of dim
+            device=mesh_device,
+        ).get_device_weight()
+
+    def decode_forward(self, x):
+        return ttnn.to_memory_config(self.prefill_forward(x), self.decode_memcfg)
+
+    def prefill_forward(self, x):
+        kernel = self.compute_kernel_config
+        return tt_distributed_rmsnorm(x, self.eps, self.weight, self.mesh_device, self.tt_ccl, kernel)
+
+
+class DecoderLayer:
+    """One decoder layer of TTTv2 modules on ``mesh_device``; ``decode`` / ``prefill`` run it on the residual."""
+
+    def __init__(self, model: Model, weights: dict, mesh_device, cache_len: int, progress):
+        """``weights``: HF names without the layer prefix, unfused; ``progress`` advances by each module's weights."""
+        self.mesh_device = mesh_device
+        self.two_d = is_2d(tuple(mesh_device.shape))
+        build = partial(_built, progress, weights)
+        attention_cls, mlp_cls = (Attention2D, MLP2D) if self.two_d else (Attention1D, MLP1D)
+        attention_kw = _attention_kw(model, weights, cache_len, mesh_device)
+        attention = build("attention", lambda: attention_cls.from_hf(*_attention_weights(weights), **attention_kw))
+        mlp = build("mlp", lambda: mlp_cls(*_mlp_weights(weights), mesh_device=mesh_device))
+        eps = model.config.rms_norm_eps
+        self.residual_memcfg = attention.config.decode_residual_memcfg
+        if self.two_d:
+            self.input_mapping = MeshMapping.shard_2d(None, -1)  # split over mesh columns, copies on the rows
+
+            def norm(key, consumer):
+                return GalaxyNorm(weights[key], eps, mesh_device, consumer.config.decode_input_memcfg)
+
+        else:
+            single = mesh_device.get_num_devices() == 1
+            self.input_mapping = MeshMapping.replicate() if single else MeshMapping.shard(-1)
+
+            def norm(key, consumer):  # reads the residual, writes straight into its consumer's decode input layout
+                grid = consumer.config.decode_input_core_grid
+                weight = LazyWeight(weights[key])
+                kw = dict(eps=eps, decode_core_grid=grid, decode_input_memcfg=self.residual_memcfg)
+                return RMSNorm1D(weight, mesh_device=mesh_device, **kw)
+
+        attention_norm = build("attention_norm", lambda: norm("input_layernorm.weight", attention))
+        ffn_norm = build("ffn_norm", lambda: norm("post_attention_layernorm.weight", mlp))
+        self.modules = {"attention_norm": attention_norm, "attention": attention, "ffn_norm": ffn_norm, "mlp": mlp}
+        theta = model.rope_parameters["rope_theta"]
+        self.rope = Rope1D(model.head_dim, cache_len, theta, scaling=model.rope_scaling, mesh_device=mesh_device)
+
+    @property
+    def structure(self) -> str:
+        label = {name: getattr(m, "LABEL", type(m).__name__) for name, m in self.modules.items()}
+        residual = "+ residual"
+        return " → ".join(
+            (label["attention_norm"], label["attention"], residual, label["ffn_norm"], label["mlp"], residual)
+        )
+
+    # --- inputs (per model step, outside the layer) --------------------------------------------------------------
+    def upload(self, x: torch.Tensor, memory_config) -> ttnn.Tensor:
+        """A host residual [1, 1, rows, dim] laid out over the mesh as the layer takes it."""
+        return tensor_utils.from_host(
+            x,
+            dtype=ttnn.bfloat16,
+            layout=ttnn.TILE_LAYOUT,
+            device=self.mesh_device,
+            mesh_mapper=self.input_mapping.mapper(self.mesh_device),
+            memory_config=memory_config,
+        )
+
+    def positions(self, positions: list[int]) -> ttnn.Tensor:
+        """Decode positions as the int32 device tensor attention takes (one upload per model step)."""
+        return tensor_utils.from_host(
+            tensor_utils.int_vector(positions),
+            dtype=ttnn.int32,
+            layout=ttnn.ROW_MAJOR_LAYOUT,
+            device=self.mesh_device,
+            mesh_mapper=ttnn.ReplicateTensorToMesh(self.mesh_device),
+        )
+
+    def to_host(self, out: ttnn.Tensor) -> torch.Tensor:
+        """The residual back on host as [1, 1, rows, dim] (one mesh row on 2D: the rows hold copies)."""
+        mesh = self.mesh_device
+        if self.two_d:
+            composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=tuple(mesh.shape), dims=(0, -1))
+            return ttnn.to_torch(out, mesh_composer=composer).float()[:1]
+        return ttnn.to_torch(out, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()
+
+    # --- the layer -----------------------------------------------------------------------------------------------
+    def decode(self, x, current_pos, rot_mats, scope):
+        """x: the residual [1, 1, 32, dim / split] in ``residual_memcfg`` (consumed); returns the next one."""
+        m = self.modules
+        with scope("attention_norm"):
+            attn_in = m["attention_norm"].decode_forward(x)
+        with scope("attention"):
+            attn_out = m["attention"].decode_forward(attn_in, current_pos, rot_mats)
+        h = self._add(x, attn_out, self.residual_memcfg, scope)
+        with scope("ffn_norm"):
+            ff_in = m["ffn_norm"].decode_forward(h)
+        with scope("mlp"):
+            ff_out = m["mlp"].decode_forward(ff_in)
+        return self._add(h, ff_out, self.residual_memcfg, scope)
+
+    def prefill(self, x, seq_len, rot_mats, scope):
+        """x: the residual [1, 1, seq_len, dim / split] in DRAM (consumed); fills user 0's KV cache."""
+        m = self.modules
+        with scope("attention_norm"):
+            attn_in = m["attention_norm"].prefill_forward(x)
+        with scope("attention"):
+            attn_out = m["attention"].prefill_forward(attn_in, seq_len, rot_mats)
+        h = self._add(x, attn_out, ttnn.DRAM_MEMORY_CONFIG, scope)
+        with scope("ffn_norm"):
+            ff_in = m["ffn_norm"].prefill_forward(h)
+        with scope("mlp"):
+            ff_out = m["mlp"].prefill_forward(ff_in, seq_len)
+        return self._add(h, ff_out, ttnn.DRAM_MEMORY_CONFIG, scope)
+
+    @staticmethod
+    def _add(residual, update, memory_config, scope):
+        """residual + update in bfloat16 (both consumed)."""
+        with scope("residual"):
+            out = ttnn.add(residual, update, memory_config=memory_config, dtype=ttnn.bfloat16)
+        ttnn.deallocate(residual)
+        ttnn.deallocate(update)
+        return out
+
+
+def _built(progress, weights: dict, name: str, build):
+    """Build one module, then advance ``progress`` by its parameter count."""
+    module = build()
+    progress.update(sum(t.numel() for k, t in weights.items() if k.startswith(MODULE_PARAMS[name])))
+    return module
+
+
+def _attention_kw(model: Model, weights: dict, cache_len: int, mesh_device) -> dict:
+    """Attention from_hf keywords: head counts, cache length, users, and the biases / q-k norms the model has."""
+    kw = dict(
+        n_heads=model.n_heads,
+        n_kv_heads=model.n_kv_heads,
+        head_dim=model.head_dim,
+        max_seq_len=cache_len,
+        max_batch_size=USERS,
+        mesh_device=mesh_device,
+    )
+    if "self_attn.q_proj.bias" in weights:  # Qwen2
+        kw.update({f"b{n}": weights[f"self_attn.{n}_proj.bias"] for n in ("q", "k", "v")})
+    if "self_attn.q_norm.weight" in weights:  # Qwen3
+        kw.update({n: weights[f"self_attn.{n}.weight"] for n in ("q_norm", "k_norm")})
+        kw["norm_eps"] = model.config.rms_norm_eps
+    return kw
+
+
+def _attention_weights(weights: dict) -> tuple:
+    return tuple(weights[f"self_attn.{name}_proj.weight"] for name in ("q", "k", "v", "o"))
+
+
+def _mlp_weights(weights: dict) -> tuple[LazyWeight, LazyWeight, LazyWeight]:
+    """w1 = gate_proj.T, w2 = down_proj.T, w3 = up_proj.T."""
+    return tuple(LazyWeight(weights[f"mlp.{name}_proj.weight"].T) for name in ("gate", "down", "up"))
+
+
+def cache_len(seq_len: int, decode_steps: int) -> int:
+    """KV-cache positions the run needs: the prompt and every decode step, rounded up to a tile."""
+    return math.ceil((seq_len + decode_steps) / pc.TILE) * pc.TILE

@@ -1,0 +1,260 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The decoder-layer report: its estimates and op recorder, the CLI end to end (a subprocess: it opens its own mesh,
+so these tests run in the device-free parent process), and one-line errors for bad input."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import ttnn
+from tqdm import tqdm
+
+from models.common import devices
+from models.common.report import estimates
+from models.common.report.__main__ import EXIT_BAD_INPUT, main
+from models.common.report.layer import USERS, DecoderLayer, cache_len
+from models.common.report.model import Model
+from models.common.report.recorder import OpCall, OpRecorder, TensorInfo
+
+SMALL = "Llama-3.2-1B-Instruct"
+CLI_TIMEOUT_S = 600
+PNG_MAGIC = b"\x89PNG"
+ROOFLINE_AGREEMENT = 0.05  # per-op DRAM reads (buffers as allocated) vs the analytic estimate (no padding)
+BFP8_BYTES = 1088 / 1024  # a bfloat8_b tile: 1024 mantissa bytes + 64 shared exponents
+
+
+# --- estimates and recorder (no device) ---------------------------------------------------------------------------
+def test_mesh_scaling_worked_out_by_hand():
+    """Llama-3.1-8B in bfloat8_b: weights split over every device, KV heads over devices (1D) or rows (2D)."""
+    dim, hidden, heads, kv_heads, head_dim = 4096, 14336, 32, 8, 128
+    split = {
+        "wqkv": (dim * head_dim * (heads + 2 * kv_heads), ttnn.bfloat8_b),
+        "wo": (heads * head_dim * dim, ttnn.bfloat8_b),
+        "w1 w2 w3": (3 * dim * hidden, ttnn.bfloat8_b),
+    }
+    params = estimates.LayerParameters(
+        split, {"norms": (2 * dim, ttnn.bfloat16)}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 32
+    )
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(params, estimates.WORMHOLE_N150)}
+    layer_params = dim * head_dim * (heads + 2 * kv_heads) + heads * head_dim * dim + 3 * dim * hidden
+    weights_1x8 = layer_params / 8 * BFP8_BYTES + 2 * dim * 2
+    kv_1x8 = 2 * 32 * 1 * 160 * head_dim * BFP8_BYTES  # one KV head per device
+    assert rows["1x8"]["weight_bytes_per_device"] == int(weights_1x8)
+    assert rows["1x8"]["kv_cache_bytes_per_device"] == int(kv_1x8)
+    assert rows["1x8"]["decode_us"] == pytest.approx((weights_1x8 + kv_1x8) / 288e9 * 1e6)
+    assert rows["8x4"]["kv_cache_bytes_per_device"] == int(kv_1x8)  # 8 rows: one KV head per device again
+    assert rows["1x1"]["kv_cache_bytes_per_device"] == int(8 * kv_1x8)
+    assert rows["1x1"]["model_fits_dram"] and rows["1x1"]["model_weight_bytes_per_device"] > 7e9  # 32 layers
+
+    odd = estimates.LayerParameters(split, {}, 28, 4, head_dim, ttnn.bfloat8_b, 32, 160, 28)  # Qwen2.5-7B heads
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(odd, estimates.WORMHOLE_N150)}
+    assert rows["1x2"]["supported"] and not rows["1x8"]["supported"] and not rows["8x4"]["supported"]
+    assert "must both divide over 8 device groups" in rows["1x8"]["reason"]
+
+
+def _tensor(shape, dtype=ttnn.bfloat16, dram=True, size=1000):
+    memory = ttnn.DRAM_MEMORY_CONFIG if dram else ttnn.L1_MEMORY_CONFIG
+    return TensorInfo(shape, dtype, memory, size)
+
+
+def test_op_estimates():
+    x, w = _tensor((1, 1, 128, 2048), dram=False), _tensor((2048, 512), ttnn.bfloat8_b)
+    linear = OpCall("ttnn.linear", "mlp", [x, w], {})
+    assert estimates.flops(linear) == 2 * 128 * 2048 * 512
+    assert estimates.dram_read_bytes(linear) == w.buffer_bytes  # the L1 activation is not a DRAM read
+    assert estimates.peak_flops_per_s(linear, estimates.WORMHOLE_N150) == 148e12  # block-float operand
+    cache, k = _tensor((32, 1, 160, 64), size=5000), _tensor((1, 32, 1, 64), size=64)
+    update = OpCall("ttnn.experimental.paged_update_cache", "attention", [cache, k], {})
+    assert estimates.dram_read_bytes(update) == 64, "the cache an update writes is not read"
+    q, kv = _tensor((1, 4, 128, 64)), _tensor((1, 1, 128, 64))
+    sdpa = OpCall("ttnn.transformer.scaled_dot_product_attention", "attention", [q, kv, kv], {"is_causal": True})
+    assert estimates.flops(sdpa) == 2 * 2 * 4 * 128 * 128 * 64 // 2  # Q·Kᵀ and P·V, half under the causal mask
+    assert estimates.peak_flops_per_s(sdpa, estimates.WORMHOLE_N150) == 74e12
+
+
+def test_recorder_records_outermost_calls_and_restores_ttnn():
+    original = ttnn.from_torch
+    with OpRecorder() as recorder:
+        assert ttnn.from_torch is not original
+        ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16)  # not recording: passes through
+        with recorder.recording() as calls, recorder.module("norm"):
+            ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT)
+    assert ttnn.from_torch is original
+    assert [(c.name, c.module) for c in calls] == [("ttnn.from_torch", "norm")]  # its inner ttnn calls are its own
+    assert calls[0].options["layout"] == ttnn.TILE_LAYOUT and calls[0].outputs[0].shape == (32, 32)
+    assert calls[0].outputs[0].buffer_bytes == 0  # a host tensor
+
+
+def test_model_weights_from_a_checkpoint_folder(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        hidden_size=256, num_attention_heads=4, num_key_value_heads=2, intermediate_size=512, num_hidden_layers=2,
+        vocab_size=512,
+    )  # fmt: skip
+    hf = LlamaForCausalLM(config).to(torch.bfloat16)
+    hf.save_pretrained(tmp_path)
+    model = Model.load(str(tmp_path))
+    assert (model.dim, model.n_heads, model.n_kv_heads, model.head_dim, model.n_layers) == (256, 4, 2, 64, 2)
+    assert model.weights_description == f"checkpoint {tmp_path}"
+    weights = model.layer_state_dict()
+    expected = {k.removeprefix("model.layers.0."): t for k, t in hf.state_dict().items() if ".layers.0." in k}
+    assert weights.keys() == expected.keys()
+    assert all(torch.equal(weights[k], expected[k]) for k in expected)
+
+
+def test_fused_projections_are_split_in_hf_order():
+    """phi-4 checkpoints fuse q/k/v and gate/up: split by head counts (40 q, 10 kv heads of 128) and in halves."""
+    model = Model.load("phi-4")
+    qkv, gate_up = torch.arange(60 * 128.0)[:, None], torch.arange(4.0)[:, None]
+    parts = model.unfused({"self_attn.qkv_proj.weight": qkv, "mlp.gate_up_proj.weight": gate_up})
+    assert [parts[f"self_attn.{n}_proj.weight"].shape[0] for n in "qkv"] == [40 * 128, 10 * 128, 10 * 128]
+    assert parts["self_attn.k_proj.weight"][0, 0] == 40 * 128  # k follows q
+    assert parts["mlp.gate_proj.weight"].flatten().tolist() == [0, 1] and parts["mlp.up_proj.weight"][0, 0] == 2
+
+
+# --- the report's decoder layer against the HF one (shadow-checked on mock) ---------------------------------------
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
+def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
+    """The layer the report runs is a correct decoder layer: prefill one user, then a decode step."""
+    model = Model.load(SMALL)
+    weights = model.layer_state_dict()
+    seq_len = 128
+    layer = DecoderLayer(model, model.unfused(weights), ttnn_mesh_device, cache_len(seq_len, 1), tqdm(disable=True))
+    reference = model.hf_reference(weights)
+    prompt = torch.randn(1, 1, seq_len, model.dim)
+    x = layer.upload(prompt, ttnn.DRAM_MEMORY_CONFIG)
+    out = layer.prefill(x, seq_len, layer.rope.prefill_forward(seq_len), _no_scope)
+    reference_check(reference(prompt[0], 0), layer.to_host(out)[0], min_pcc=0.99)
+    tokens = torch.randn(1, 1, USERS, model.dim)
+    positions = [seq_len] * USERS
+    x = layer.upload(tokens, layer.residual_memcfg)
+    out = layer.decode(x, layer.positions(positions), layer.rope.decode_forward(positions), _no_scope)
+    assert out.memory_config() == layer.residual_memcfg
+    reference_check(reference(tokens[0, :, :1], seq_len)[0], layer.to_host(out)[0, 0, :1], min_pcc=0.99)
+
+
+def _no_scope(name):
+    return contextlib.nullcontext()
+
+
+# --- the CLI ------------------------------------------------------------------------------------------------------
+def _run(*args, cwd) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it; on the mock tier it picks the mock system for its mesh itself."""
+    env = dict(os.environ)
+    env.pop(devices.MOCK_DESCRIPTOR_ENV, None)  # the suite's own choice for this (device-free) process
+    command = [sys.executable, "-m", "models.common.report", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def _skip_unless_the_device_has(mesh, device_tier):
+    if device_tier != devices.MOCK and not devices.mesh_fits(mesh, devices.system_mesh_shape(device_tier)):
+        pytest.skip(f"a {mesh[0]}x{mesh[1]} mesh cannot exist on this {device_tier} system")
+
+
+def _check_report(report: dict, mesh: str, device_tier: str) -> None:
+    """What every report holds, checked against itself: ops, bytes, estimates."""
+    assert report["device"] == {**report["device"], "tier": device_tier, "mesh": mesh}
+    modules = {m["name"]: m for m in report["modules"]}
+    assert list(modules) == ["attention_norm", "attention", "ffn_norm", "mlp", "residual"]
+    assert [w["name"] for w in modules["mlp"]["weights"]] == ["w1", "w3", "w2"]
+    assert [t["name"] for t in modules["attention"]["kv_cache"]] == ["keys", "values"]
+    matmuls = [op for op in modules["mlp"]["decode"]["ops"] if op["op"] == "ttnn.linear"]
+    assert len(matmuls) == 3 and {op["program_config"]["kind"] for op in matmuls} == {"DRAM-sharded matmul"}
+    assert all(op["math_fidelity"].startswith("HiFi2") for op in matmuls)
+    totals = report["totals"]
+    # every weight is read once per decode token; the KV cache at most once more, plus small activations
+    assert totals["weight_bytes_per_device"] <= totals["decode_dram_read_bytes"]
+    assert totals["decode_dram_read_bytes"] <= 1.1 * (
+        totals["weight_bytes_per_device"] + totals["kv_cache_bytes_per_device"]
+    )
+    assert totals["decode_roofline_us"] == pytest.approx(totals["decode_dram_read_bytes"] / 288e3)
+    assert totals["prefill_flops"] > 0 and totals["decode_host_us"] > 0
+    scaling = {row["mesh"]: row for row in report["scaling"]["meshes"]}
+    assert {"1x1", "1x2", "1x8", "8x4"} <= set(scaling)
+    analytic = scaling[mesh]["decode_us"]
+    assert analytic == pytest.approx(totals["decode_roofline_us"], rel=ROOFLINE_AGREEMENT)
+    if device_tier == devices.MOCK:
+        assert report["measured"]["pcc"] is None and "mock" in report["measured"]["status"]
+    else:
+        assert report["measured"]["min_pcc"] > 0.99
+
+
+def test_report_1x1_text_and_json(tmp_path, device_tier):
+    _skip_unless_the_device_has((1, 1), device_tier)
+    result = _run("--model", SMALL, "--mesh", "1x1", "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    assert f"TTTv2 decoder-layer report: {SMALL} on a 1x1 mesh ({device_tier} tier" in text
+    assert "RMSNorm1D → Attention1D → + residual → RMSNorm1D → MLP1D → + residual" in text
+    assert "DRAM 288 GB/s" in text and estimates.SPEC_SOURCE in text
+    for section in ("attention_norm: RMSNorm1D", "attention: Attention1D", "mlp: MLP1D", "decode per token"):
+        assert section in text
+    if device_tier == devices.MOCK:
+        assert "not measured (mock" in text
+    report = json.loads((tmp_path / "r.json").read_text())
+    _check_report(report, "1x1", device_tier)
+    assert "tttv1_comparison" not in report
+
+
+def test_default_report_1x8_matches_tttv1_and_plots(tmp_path, device_tier):
+    """The README's command (Llama-3.1-8B, the largest mesh: 1x8 on mock) with every output."""
+    _skip_unless_the_device_has((1, 8), device_tier)  # where it exists, 1x8 is the largest mesh: the default
+    paths = {"json": tmp_path / "r.json", "plot": tmp_path / "r.png"}
+    result = _run("--compare-tttv1", "--json", str(paths["json"]), "--plot", str(paths["plot"]), cwd=devices.REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Llama-3.1-8B-Instruct on a 1x8 mesh" in result.stdout
+    assert "0 differences in" in result.stdout
+    report = json.loads(paths["json"].read_text())
+    _check_report(report, "1x8", device_tier)
+    comparison = report["tttv1_comparison"]
+    assert comparison["differences"] == 0 and comparison["compared"] > 50
+    assert {m["name"] for m in comparison["modules"] if m["rows"]} == {"attention_norm", "attention", "ffn_norm", "mlp"}
+    assert paths["plot"].read_bytes().startswith(PNG_MAGIC)
+
+
+# --- bad input: one line, exit code 2 -----------------------------------------------------------------------------
+def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
+    result = _run("--model", "No-Such-Model", cwd=devices.REPO_ROOT)
+    assert result.returncode == EXIT_BAD_INPUT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m models.common.report: error: --model No-Such-Model")
+    assert "neither a local checkpoint folder nor a shipped config" in lines[0] and not result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "No-Such-Model"], "is neither a local checkpoint folder nor a shipped config"),
+        (
+            ["--model", "Qwen2.5-7B-Instruct", "--mesh", "1x8"],
+            "n_heads (28) and n_kv_heads (4) must both divide over 8",
+        ),
+        (["--model", SMALL, "--mesh", "1x1", "--seq-len", "100"], "100 is not a positive multiple of 128"),
+        (["--mesh", "2x2"], "'2x2' is not one of 1x1, 1x2, 1x8, 8x4, 4x8"),
+        (["--decode-steps", "1"], "need at least 2"),
+        (["--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),
+        (["--model", SMALL, "--mesh", "1x8"], "does not fit the mock n150 system"),
+    ],
+    ids=[
+        "unknown-model",
+        "heads-do-not-split",
+        "seq-len",
+        "unknown-mesh",
+        "decode-steps",
+        "json-folder",
+        "mesh-absent",
+    ],
+)
+def test_bad_input(argv, message, capsys, monkeypatch):
+    """Each fails before any device is opened (checked in this process: no mesh is opened here)."""
+    n150 = next(cluster for cluster in devices.MOCK_CLUSTERS if cluster.name == "n150")
+    monkeypatch.setenv(devices.TIER_ENV, devices.MOCK)  # the last case: a process already on the mock N150
+    monkeypatch.setenv(devices.MOCK_DESCRIPTOR_ENV, str(n150.descriptor))
+    assert main(argv) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
