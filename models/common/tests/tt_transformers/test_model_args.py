@@ -29,16 +29,27 @@ SHIPPED = {
     "Llama-3.1-70B-Instruct": (8192, 28672, 64, 8, 128, 80, 1e-5, 128256, 500000.0, False),
     "Llama-3.2-90B-Vision-Instruct": (8192, 28672, 64, 8, 128, 80, 1e-5, 128256, 500000.0, False),
     "Mistral-7B-Instruct-v0.3": (4096, 14336, 32, 8, 128, 32, 1e-5, 32768, 1000000.0, False),
-    # hidden 18944 padded with 16 cores on 2 devices: nearest multiple of 16 * 32 * 2 = 1024 -> 19456
-    "Qwen2.5-7B-Instruct": (3584, 19456, 28, 4, 128, 28, 1e-6, 152064, 1000000.0, False),
+    "Qwen2-7B-Instruct": (3584, 18944, 28, 4, 128, 28, 1e-6, 152064, 1000000.0, False),
+    "Qwen2.5-7B-Instruct": (3584, 18944, 28, 4, 128, 28, 1e-6, 152064, 1000000.0, False),
+    "Qwen2.5-72B-Instruct": (8192, 29568, 64, 8, 128, 80, 1e-6, 152064, 1000000.0, False),
+    "Qwen2.5-Coder-32B-Instruct": (5120, 27648, 40, 8, 128, 64, 1e-6, 152064, 1000000.0, False),
     "Qwen3-32B": (5120, 25600, 64, 8, 128, 64, 1e-6, 151936, 1000000, True),
     "phi-4": (5120, 17920, 40, 10, 128, 40, 1e-5, 100352, 250000.0, False),
 }
+# TTTv1 pads these hidden dims (PAD_MLP_CORES 16 for Qwen2.5-7B, 32 for Qwen2.5-72B) to the nearest multiple of
+# cores * 32 * devices: 18944 on 2 devices -> multiple of 1024 = 19456; 29568 on 1 / 2 / 8 / 32 devices -> multiple
+# of 1024 / 2048 / 8192 / 32768 = 29696 / 30720 / 32768 / 32768. Every other model keeps its hidden dim.
+PADDED_HIDDEN = {
+    "Qwen2.5-7B-Instruct": {(1, 2): 19456},
+    "Qwen2.5-72B-Instruct": {(1, 1): 29696, (1, 2): 30720, (1, 8): 32768, (8, 4): 32768, (4, 8): 32768},
+}
 # Meshes a model cannot use (upstream raises): Qwen2.5-7B only on 2 (or 4) devices, phi-4's 10 KV heads split
-# over 1 or 2 mesh columns only
+# over 1 or 2 mesh columns only, Qwen2-7B's 28 heads not over 8 columns and its dim 3584 not into Galaxy's LM-head
+# rows of 32x32 tiles
 UNSUPPORTED = {
     "Qwen2.5-7B-Instruct": {(1, 1): "only supported on 2 or 4", (1, 8): "2 or 4", (8, 4): "2 or 4", (4, 8): "2 or 4"},
     "phi-4": {(1, 8): "n_kv_heads", (8, 4): "n_kv_heads", (4, 8): "n_kv_heads"},
+    "Qwen2-7B-Instruct": {(1, 8): "n_heads", (8, 4): "dim=3584 is not a multiple of 1024", (4, 8): "n_heads"},
 }
 
 
@@ -66,13 +77,14 @@ def test_shipped_model_on_mesh(model, shape):
         return
     args = model_args(model, shape, max_batch_size=32)
     dim, hidden, heads, kv_heads, head_dim, layers, eps, vocab, theta, qk_norm = SHIPPED[model]
-    assert (args.dim, args.hidden_dim, args.n_heads, args.n_kv_heads, args.head_dim) == (
+    assert (args.dim, args.unpadded_hidden_dim, args.n_heads, args.n_kv_heads, args.head_dim) == (
         dim,
         hidden,
         heads,
         kv_heads,
         head_dim,
     )
+    assert args.hidden_dim == PADDED_HIDDEN.get(model, {}).get(shape, hidden)
     assert (args.n_layers, args.norm_eps, args.vocab_size, args.rope_theta, args.qk_norm) == (
         layers,
         eps,
@@ -192,6 +204,44 @@ def test_llama_70b_galaxy_program_configs_by_hand():
     opt = args.optimizations
     assert opt.get_tensor_dtype(0, TensorGroup.FF1_FF3) == ttnn.bfloat4_b
     assert opt.get_math_fidelity(0, OpGroup.LI_FF1_FF3, args) is args.compute_kernel_config_lofi
+
+
+def test_qwen25_72b_t3k_program_configs_by_hand():
+    args = model_args("Qwen/Qwen2.5-72B-Instruct", (1, 8))
+    mc = args.model_config
+    assert (args.device_name, args.prefill_len_cutoff, args.base_model_name) == ("T3K", 1024, "Qwen2.5-72B")
+    # hidden 29568 padded with 32 cores on 8 devices: nearest multiple of 32 * 32 * 8 = 8192 -> 32768, 4096 per device
+    assert (args.unpadded_hidden_dim, args.hidden_dim) == (29568, 32768)
+    # MLP grid: find_grid_k_n(8192 / 32 = 256, 4096 / 32 = 128) -> 64 cores; input shard [32, 8192 / 64 = 128]
+    assert list(mc["SHARDED_MLP_INPUT_MEMCFG"].shard_spec.shape) == [32, 128]
+    # W1/W3: in0_block_w = div(8192 / (32 * 64) = 4) = 4; per_core_N = ceil(4096 / (32 * 64)) = 2
+    w1 = mc["DECODE_MLP_W1_W3_PRG_CONFIG"]
+    assert (w1.in0_block_w, w1.per_core_M, w1.per_core_N) == (4, 1, 2)
+    # W2: grid find_grid_k_n(128, 256) -> 64 cores; in0_block_w = div(4096 / 2048 = 2) = 2; N 8192 / 2048 = 4;
+    # its input shard [32, 4096 / 64 = 64]
+    w2 = mc["DECODE_MLP_W2_PRG_CONFIG"]
+    assert (w2.in0_block_w, w2.per_core_N) == (2, 4)
+    assert list(mc["SHARDED_MLP2_INPUT_MEMCFG"].shard_spec.shape) == [32, 64]
+    # Prefill W1/W3 at 1024 rows: grid find_prefill_grid(8, 256) = (8, 8); per_core_M = 1024 / 256 = 4;
+    # per_core_N = ceil(4096 / 256) = 16 -> out_subblock_w 4; in0_block_w = div(8192 / 256 = 32) = 8
+    p1 = mc["PREFILL_MLP_W1_W3_PRG_CONFIG"](1024)
+    assert (p1.per_core_M, p1.per_core_N, p1.in0_block_w, p1.out_subblock_w) == (4, 16, 8, 4)
+    # Prefill W2: K = 32768 (whole padded hidden dim), grid find_prefill_grid(8, 1024) = (8, 8);
+    # in0_block_w = div(32768 / 256 = 128) = 8; per_core_N = ceil(8192 / 256) = 32 -> out_subblock_w 4
+    p2 = mc["PREFILL_MLP_W2_PRG_CONFIG"](1024)
+    assert (p2.per_core_M, p2.per_core_N, p2.in0_block_w, p2.out_subblock_w) == (4, 32, 8, 4)
+    # Residual: find_grid(8192 / 8 / 32 = 32) -> 32 cores; shard [32, 8192 / 32 / 8 = 32]
+    assert list(mc["DECODE_RESIDUAL_MEMCFG"].shard_spec.shape) == [32, 32]
+    assert mc["DECODE_RESIDUAL_MEMCFG"].shard_spec.grid.num_cores() == 32
+    # QKV: qkv_size 128 * (2 * 8 + 64) = 10240, 1280 per device; attn grid find_grid(256) = 32 cores;
+    # in0_block_w = div(8192 / 1024 = 8) = 8; per_core_N = ceil(1280 / 1024) = 2
+    xqkv = mc["XQKV_DECODE_PROGCFG"]
+    assert (args.qkv_size, xqkv.in0_block_w, xqkv.per_core_N) == (10240, 8, 2)
+    # accuracy mode keeps BFP4 MLPs for Qwen2.5-72B
+    assert args.optimizations.get_tensor_dtype(0, TensorGroup.FF1_FF3) == ttnn.bfloat4_b
+    # Qwen2-7B has Qwen2.5-7B's dims, but TTTv1 neither pads its hidden dim nor shortens its N300 prefill cutoff
+    qwen2 = model_args("Qwen/Qwen2-7B-Instruct", (1, 2))
+    assert (qwen2.base_model_name, qwen2.hidden_dim, qwen2.prefill_len_cutoff) == ("Qwen2-7B", 18944, 1024)
 
 
 def test_qwen_models_by_hand():
