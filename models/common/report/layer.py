@@ -21,6 +21,7 @@ from models.common import tensor_utils
 from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_1d import Attention1D
 from models.common.modules.attention.attention_2d import Attention2D
+from models.common.modules.attention.attention_steps import upload_positions
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
@@ -130,13 +131,7 @@ class DecoderLayer:
 
     def positions(self, positions: list[int]) -> ttnn.Tensor:
         """Decode positions as the int32 device tensor attention takes (one upload per model step)."""
-        return tensor_utils.from_host(
-            tensor_utils.int_vector(positions),
-            dtype=ttnn.int32,
-            layout=ttnn.ROW_MAJOR_LAYOUT,
-            device=self.mesh_device,
-            mesh_mapper=ttnn.ReplicateTensorToMesh(self.mesh_device),
-        )
+        return upload_positions(positions, self.mesh_device)
 
     def to_host(self, out: ttnn.Tensor) -> torch.Tensor:
         """The residual back on host as [1, 1, rows, dim] (one mesh row on 2D: the rows hold copies)."""
@@ -149,31 +144,26 @@ class DecoderLayer:
     # --- the layer -----------------------------------------------------------------------------------------------
     def decode(self, x, current_pos, rot_mats, scope):
         """x: the residual [1, 1, 32, dim / split] in ``residual_memcfg`` (consumed); returns the next one."""
-        m = self.modules
-        with scope("attention_norm"):
-            attn_in = m["attention_norm"].decode_forward(x)
-        with scope("attention"):
-            attn_out = m["attention"].decode_forward(attn_in, current_pos, rot_mats)
-        h = self._add(x, attn_out, self.residual_memcfg, scope)
-        with scope("ffn_norm"):
-            ff_in = m["ffn_norm"].decode_forward(h)
-        with scope("mlp"):
-            ff_out = m["mlp"].decode_forward(ff_in)
-        return self._add(h, ff_out, self.residual_memcfg, scope)
+        return self._layer("decode_forward", x, (current_pos, rot_mats), (), self.residual_memcfg, scope)
 
     def prefill(self, x, seq_len, rot_mats, scope):
         """x: the residual [1, 1, seq_len, dim / split] in DRAM (consumed); fills user 0's KV cache."""
-        m = self.modules
+        return self._layer("prefill_forward", x, (seq_len, rot_mats), (seq_len,), ttnn.DRAM_MEMORY_CONFIG, scope)
+
+    def _layer(self, forward, x, attention_args, mlp_args, memory_config, scope):
+        """Each module's ``forward`` (decode_forward / prefill_forward) in turn, under its scope, with the residual
+        adds in ``memory_config``."""
+        m = {name: getattr(module, forward) for name, module in self.modules.items()}
         with scope("attention_norm"):
-            attn_in = m["attention_norm"].prefill_forward(x)
+            attn_in = m["attention_norm"](x)
         with scope("attention"):
-            attn_out = m["attention"].prefill_forward(attn_in, seq_len, rot_mats)
-        h = self._add(x, attn_out, ttnn.DRAM_MEMORY_CONFIG, scope)
+            attn_out = m["attention"](attn_in, *attention_args)
+        h = self._add(x, attn_out, memory_config, scope)
         with scope("ffn_norm"):
-            ff_in = m["ffn_norm"].prefill_forward(h)
+            ff_in = m["ffn_norm"](h)
         with scope("mlp"):
-            ff_out = m["mlp"].prefill_forward(ff_in, seq_len)
-        return self._add(h, ff_out, ttnn.DRAM_MEMORY_CONFIG, scope)
+            ff_out = m["mlp"](ff_in, *mlp_args)
+        return self._add(h, ff_out, memory_config, scope)
 
     @staticmethod
     def _add(residual, update, memory_config, scope):

@@ -531,18 +531,8 @@ class Attention(LightweightModule):
                     num_buffers_per_channel=ccl.NUM_BUFFERS_PER_CHANNEL,
                 )
             else:
-                all_gather_output = ttnn.experimental.all_gather_async(
-                    attn_output_cat,
-                    persistent_output_buffer=None,
-                    dim=3,
-                    multi_device_global_semaphore=self.tt_ccl.get_and_cycle_ag_semaphore_handles(),
-                    num_links=1,
-                    topology=self.ccl_topology,
-                    memory_config=self.model_config["ATTN_ALL_GATHER_MATMUL_OUTPUT_MEMCFG"],
-                    barrier_semaphore=self.tt_ccl.get_and_cycle_barrier_semaphore_handle(),
-                    chunks_per_sync=ccl.CHUNKS_PER_SYNC,
-                    num_workers_per_link=ccl.NUM_WORKERS_PER_LINK,
-                    num_buffers_per_channel=ccl.NUM_BUFFERS_PER_CHANNEL,
+                all_gather_output = self._all_gather_heads(
+                    attn_output_cat, self.model_config["ATTN_ALL_GATHER_MATMUL_OUTPUT_MEMCFG"]
                 )
                 dense_out_sharded = ttnn.linear(
                     all_gather_output,
@@ -612,6 +602,23 @@ class Attention(LightweightModule):
         if not self.TG:
             dense_out_reduced = ttnn.to_memory_config(dense_out_reduced, self.model_config["DECODE_RESIDUAL_MEMCFG"])
         return dense_out_reduced
+
+    def _all_gather_heads(self, x, memory_config):
+        """All-gather the concatenated heads along dim 3 over one link, ahead of the column-split wo matmul (decode
+        off a ring, and prefill, with the fused all-gather matmul)."""
+        return ttnn.experimental.all_gather_async(
+            x,
+            persistent_output_buffer=None,
+            dim=3,
+            multi_device_global_semaphore=self.tt_ccl.get_and_cycle_ag_semaphore_handles(),
+            num_links=1,
+            topology=self.ccl_topology,
+            memory_config=memory_config,
+            barrier_semaphore=self.tt_ccl.get_and_cycle_barrier_semaphore_handle(),
+            chunks_per_sync=ccl.CHUNKS_PER_SYNC,
+            num_workers_per_link=ccl.NUM_WORKERS_PER_LINK,
+            num_buffers_per_channel=ccl.NUM_BUFFERS_PER_CHANNEL,
+        )
 
     def forward_prefill(
         self,
@@ -772,19 +779,7 @@ class Attention(LightweightModule):
 
         # the fused all-gather matmul's prefill counterpart (ring topology): gather the heads, column-split wo
         if self.use_fused_all_gather_matmul:
-            attn_output_11SH = ttnn.experimental.all_gather_async(
-                attn_output_11SH,
-                persistent_output_buffer=None,
-                dim=3,
-                multi_device_global_semaphore=self.tt_ccl.get_and_cycle_ag_semaphore_handles(),
-                num_links=1,
-                topology=self.ccl_topology,
-                memory_config=ttnn.DRAM_MEMORY_CONFIG,
-                barrier_semaphore=self.tt_ccl.get_and_cycle_barrier_semaphore_handle(),
-                chunks_per_sync=ccl.CHUNKS_PER_SYNC,
-                num_workers_per_link=ccl.NUM_WORKERS_PER_LINK,
-                num_buffers_per_channel=ccl.NUM_BUFFERS_PER_CHANNEL,
-            )
+            attn_output_11SH = self._all_gather_heads(attn_output_11SH, ttnn.DRAM_MEMORY_CONFIG)
         output_11SH = ttnn.linear(
             attn_output_11SH,
             self.wo,

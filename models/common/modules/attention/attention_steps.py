@@ -375,12 +375,17 @@ def _decode_positions(cfg, current_pos):
         raise ValueError(f"current_pos has {len(positions)} positions, expected one per user ({cfg.max_batch_size})")
     if max(positions) >= cfg.max_seq_len or min(positions) < 0:
         raise ValueError(f"decode position {max(positions)} is past max_seq_len {cfg.max_seq_len} (or negative)")
+    return upload_positions(positions, cfg.mesh_device)
+
+
+def upload_positions(positions: list[int], mesh_device) -> ttnn.Tensor:
+    """Decode positions, one per user, as the int32 row-major tensor on every device that decode_forward takes."""
     return tensor_utils.from_host(
         tensor_utils.int_vector(positions),
         dtype=ttnn.int32,
         layout=ttnn.ROW_MAJOR_LAYOUT,
-        device=cfg.mesh_device,
-        mesh_mapper=ttnn.ReplicateTensorToMesh(cfg.mesh_device),
+        device=mesh_device,
+        mesh_mapper=ttnn.ReplicateTensorToMesh(mesh_device),
     )
 
 

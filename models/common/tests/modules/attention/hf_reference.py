@@ -12,6 +12,7 @@ from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention, Qwen3Rotary
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
+from models.tt_transformers.tt import reference as tttv1_reference
 
 BLOCK_SIZE = 64  # page size of the paged cases (upstream TTTv2 tests)
 
@@ -72,7 +73,13 @@ def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged
     attention = attention_cls.from_hf(
         *weights, max_seq_len=max_seq_len, mesh_device=mesh, max_batch_size=max_batch_size, **kw
     )
-    rope_parameters = config.rope_parameters  # transformers 5: rope_theta and rope_scaling in one dict
+    return attention, rope_for(config, head_dim, max_seq_len, mesh, max_batch_size)
+
+
+def rope_for(config, head_dim, max_seq_len, mesh, max_batch_size):
+    """A Rope1D with the HF config's rotary settings (transformers 5: rope_theta and rope_scaling in one dict,
+    ``rope_parameters``)."""
+    rope_parameters = config.rope_parameters
     llama3 = None
     if rope_parameters["rope_type"] == "llama3":
         llama3 = Llama3RopeScaling(
@@ -82,8 +89,7 @@ def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged
             rope_parameters["original_max_position_embeddings"],
         )
     theta = rope_parameters["rope_theta"]
-    rope = Rope1D(head_dim, max_seq_len, theta, scaling=llama3, max_batch_size=max_batch_size, mesh_device=mesh)
-    return attention, rope
+    return Rope1D(head_dim, max_seq_len, theta, scaling=llama3, max_batch_size=max_batch_size, mesh_device=mesh)
 
 
 def page_table(mesh, users, max_seq_len, seed=0):
@@ -119,6 +125,7 @@ DECODE_BATCH = 32  # TTTv1's decode batch (one tile of users); only the first DE
 DECODE_USERS = 2  # at different positions (their prompt lengths differ); the reference runs only these
 DECODE_STEPS = 2
 STANDARD, PAGED, CHUNKED = "standard", "paged", "paged-chunked"
+MODEL_ARGS_PROMPT = 128  # prompt length of the from_model_args checks (fits their max_seq_len 256)
 
 
 def check_prefill(attention_cls, mesh, model, seq_len, variant, to_host, reference_check):
@@ -174,3 +181,35 @@ def check_decode(attention_cls, mesh, model, prompt_len, variant, to_host, refer
         x[0, 0, :users] = tokens[:, 0]
         out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions), table)
         reference_check(expected[:, 0], to_host(out, mesh)[0, 0, :users], min_pcc=0.99)
+
+
+def check_model_args_forwards(attention, args, mesh, to_host, reference_check):
+    """``attention`` built by from_model_args from TTTv1's ``args`` against TTTv1's HF reference attention: prefill
+    one user of MODEL_ARGS_PROMPT tokens, then a decode step of the batch with that user at the next position."""
+    rope = rope_for(args.reference_config(), args.head_dim, args.max_seq_len, mesh, DECODE_BATCH)
+    hf = tttv1_reference.reference_attention(args, dtype=torch.float32)
+    length = MODEL_ARGS_PROMPT
+    prompt = torch.randn(1, length, args.dim)
+    out = attention.prefill_forward(LazyWeight(prompt[None]), length, rope.prefill_forward(length))
+    reference_check(hf(prompt, 0)[None], to_host(out, mesh), min_pcc=0.99)
+    token = torch.randn(1, 1, args.dim)
+    x = torch.zeros(1, 1, DECODE_BATCH, args.dim)
+    x[0, 0, 0] = token[0, 0]
+    positions = [length] + [0] * (DECODE_BATCH - 1)
+    out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions))
+    reference_check(hf(token, length)[0], to_host(out, mesh)[0, 0, :1], min_pcc=0.99)
+
+
+# prefill lengths the config checks compare: short, the wo matmul's 1024-row fuse-batch limit, past SDPA's 2048 switch
+CONFIG_SEQ_LENS = (128, 1024, 4096)
+
+
+def check_tttv1_configs(cfg, model_config, pairs):
+    """Resolved ``cfg`` against TTTv1's ``model_config``: each ``pairs`` key (model_config key → our value), the
+    decode scores memory config and the prefill wo / SDPA program configs over CONFIG_SEQ_LENS."""
+    for key, ours in pairs.items():
+        assert repr(ours) == repr(model_config[key]), key
+    assert repr(cfg.decode_scores_memcfg) == repr(model_config["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](DECODE_BATCH))
+    for seq_len in CONFIG_SEQ_LENS:
+        assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(model_config["WO_PREFILL_PROGCFG"](seq_len))
+        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(model_config["SDPA_PROGCFG"](seq_len))

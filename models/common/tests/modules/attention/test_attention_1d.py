@@ -13,15 +13,17 @@ from models.common import tensor_utils
 from models.common.modules.attention.attention_1d import Attention1D, Attention1DConfig
 from models.common.modules.attention.attention_steps import PagedAttentionConfig, validate_attention_shapes
 from models.common.modules.lazy_weight import LazyWeight
-from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
 from models.common.tests.modules.attention.hf_reference import (
     CHUNKED,
+    CONFIG_SEQ_LENS,
     DECODE_BATCH,
     PAGED,
     STANDARD,
     build,
     check_decode,
+    check_model_args_forwards,
     check_prefill,
+    check_tttv1_configs,
     device_int,
     hf_layer,
     page_table,
@@ -290,13 +292,9 @@ def test_defaults_equal_tttv1_model_config(model, mesh):
         "CREATE_QKV_DECODE_SHARD": cfg.decode_create_qkv_heads_memcfg,
         "ATTN_ALL_GATHER_MATMUL_PROGCFG": cfg.decode_all_gather_matmul_prg_config,
     }
-    for key, ours in pairs.items():
-        assert repr(ours) == repr(mc[key]), key
-    assert repr(cfg.decode_scores_memcfg) == repr(mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](32))
-    for seq_len in (128, 1024, 4096):
+    check_tttv1_configs(cfg, mc, pairs)
+    for seq_len in CONFIG_SEQ_LENS:
         assert repr(cfg.prefill_xqkv_prg_config(seq_len)) == repr(mc["XQKV_PREFILL_PROGCFG"](seq_len))
-        assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(mc["WO_PREFILL_PROGCFG"](seq_len))
-        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(mc["SDPA_PROGCFG"](seq_len))
     assert repr(cfg.prefill_kv_memcfg(4096)) == repr(mc["KV_PREFILL_MEM_CFG"](4096))
     assert cfg.min_kv_prefill_shard_seqlen == args.min_kv_prefill_shard_seqlen
 
@@ -308,29 +306,13 @@ def test_attention_1d_vs_reference_from_model_args(ttnn_mesh_device, reference_c
     import os
 
     from models.common.modules.tt_ccl import get_tt_ccl
-    from models.tt_transformers.tt import reference
     from models.tt_transformers.tt.model_config import ModelArgs
 
     mesh = ttnn_mesh_device
     args = ModelArgs(mesh, hf_model=os.environ.get("HF_MODEL", "Llama-3.2-1B-Instruct"), max_batch_size=32)
     args.n_layers, args.max_seq_len = 1, 256
     attention = Attention1D.from_model_args(mesh, get_tt_ccl(mesh), args, args.load_state_dict(), None, layer_num=0)
-    scaling = args.reference_config().rope_parameters
-    llama3 = scaling["rope_type"] == "llama3" and Llama3RopeScaling(
-        scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"],
-        scaling["original_max_position_embeddings"],
-    )  # fmt: skip
-    rope = Rope1D(args.head_dim, 256, args.rope_theta, scaling=llama3 or None, mesh_device=mesh)
-    hf = reference.reference_attention(args, dtype=torch.float32)
-    prompt = torch.randn(1, 128, args.dim)
-    out = attention.prefill_forward(LazyWeight(prompt[None]), 128, rope.prefill_forward(128))
-    reference_check(hf(prompt, 0)[None], _to_host(out, mesh), min_pcc=0.99)
-    token = torch.randn(1, 1, args.dim)
-    x = torch.zeros(1, 1, 32, args.dim)
-    x[0, 0, 0] = token[0, 0]
-    positions = [128] + [0] * 31
-    out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions))
-    reference_check(hf(token, 128)[0], _to_host(out, mesh)[0, 0, :1], min_pcc=0.99)
+    check_model_args_forwards(attention, args, mesh, _to_host, reference_check)
 
 
 def test_from_model_args_rejects_galaxy_before_touching_the_mesh():

@@ -17,7 +17,9 @@ from models.common.tests.modules.attention.hf_reference import (
     STANDARD,
     build,
     check_decode,
+    check_model_args_forwards,
     check_prefill,
+    check_tttv1_configs,
     hf_layer,
 )
 
@@ -171,12 +173,7 @@ def test_defaults_equal_tttv1_model_config(model, mesh):
         "ATTN_OUTPUT_PROGCFG": cfg.decode_wo_prg_config,
         "DECODE_RESIDUAL_MEMCFG": cfg.decode_residual_memcfg,
     }
-    for key, ours in pairs.items():
-        assert repr(ours) == repr(mc[key]), key
-    assert repr(cfg.decode_scores_memcfg) == repr(mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](32))
-    for seq_len in (128, 1024, 4096):
-        assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(mc["WO_PREFILL_PROGCFG"](seq_len))
-        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(mc["SDPA_PROGCFG"](seq_len))
+    check_tttv1_configs(cfg, mc, pairs)
     dtypes = {TensorGroup.WQKV: cfg.wqkv_dtype, TensorGroup.WO: cfg.wo_dtype, TensorGroup.KV_CACHE: cfg.kv_cache_dtype}
     for group, ours in dtypes.items():
         assert ours == precision.get_tensor_dtype(0, group), group
@@ -222,9 +219,7 @@ def test_attention_2d_vs_reference_from_model_args(ttnn_mesh_device, reference_c
     one user, then a decode step of the batch."""
     import os
 
-    from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
     from models.common.modules.tt_ccl import get_tt_ccl
-    from models.tt_transformers.tt import reference
     from models.tt_transformers.tt.model_config import ModelArgs
 
     mesh = ttnn_mesh_device
@@ -232,22 +227,7 @@ def test_attention_2d_vs_reference_from_model_args(ttnn_mesh_device, reference_c
     args.n_layers, args.max_seq_len = 1, 256
     attention = Attention2D.from_model_args(mesh, get_tt_ccl(mesh), args, args.load_state_dict(), None, layer_num=0)
     assert repr(attention.config.decode_xqkv_prg_config) == repr(args.model_config["XQKV_DECODE_PROGCFG"])
-    scaling = args.reference_config().rope_parameters
-    llama3 = scaling["rope_type"] == "llama3" and Llama3RopeScaling(
-        scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"],
-        scaling["original_max_position_embeddings"],
-    )  # fmt: skip
-    rope = Rope1D(args.head_dim, 256, args.rope_theta, scaling=llama3 or None, mesh_device=mesh)
-    hf = reference.reference_attention(args, dtype=torch.float32)
-    prompt = torch.randn(1, 128, args.dim)
-    out = attention.prefill_forward(LazyWeight(prompt[None]), 128, rope.prefill_forward(128))
-    reference_check(hf(prompt, 0)[None], _to_host(out, mesh), min_pcc=0.99)
-    token = torch.randn(1, 1, args.dim)
-    x = torch.zeros(1, 1, 32, args.dim)
-    x[0, 0, 0] = token[0, 0]
-    positions = [128] + [0] * 31
-    out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions))
-    reference_check(hf(token, 128)[0], _to_host(out, mesh)[0, 0, :1], min_pcc=0.99)
+    check_model_args_forwards(attention, args, mesh, _to_host, reference_check)
 
 
 def test_from_model_args_takes_only_tttv1_galaxy_meshes():
