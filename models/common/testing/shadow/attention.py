@@ -3,11 +3,12 @@
 
 SDPA (prefill, decode, paged decode, chunked) and ``fill_cache`` / ``update_cache`` use ttnn 0.81.1's goldens.
 The experimental ops have none; their semantics are the torch references of tt-metal's op tests, cited per golden.
-Cache ops write into their first argument: the golden returns the whole updated cache (``OpSpec.inplace``).
+Cache ops write into their cache arguments: the golden returns the whole updated caches (``OpSpec.inplace``).
 """
 
 import math
 
+import torch.nn.functional as F
 import ttnn
 
 from models.common.testing.shadow.registry import OpSpec, ttnn_golden
@@ -51,9 +52,12 @@ def concat_heads(x, *args, **_):
 
 
 def concat_heads_decode(x, *args, num_heads, **_):
-    """[1, B, H, D] -> [1, 1, B, num_heads D] (the first ``num_heads`` heads). tt-metal
-    tests/tt_eager/python_api_testing/unit_testing/misc/test_nlp_concat_heads_decode.py."""
-    return x[:, :, :num_heads].flatten(-2).unsqueeze(1)
+    """[1, B, H, D] -> [1, 1, B rounded up to a tile, num_heads D] (the first ``num_heads`` heads). tt-metal
+    tests/tt_eager/python_api_testing/unit_testing/misc/test_nlp_concat_heads_decode.py (compares the first
+    ``batch`` rows). The op's output always has whole tiles of rows; rows past the batch are not written (whatever
+    the buffer held on device), zeros here."""
+    merged = x[:, :, :num_heads].flatten(-2).unsqueeze(1)
+    return F.pad(merged, (0, 0, 0, -merged.shape[2] % TILE))
 
 
 def rotary_embedding_llama(x, cos, sin, trans_mat, *args, **_):
@@ -64,6 +68,19 @@ def rotary_embedding_llama(x, cos, sin, trans_mat, *args, **_):
     block = trans_mat.reshape(-1, TILE, TILE)[0]
     rotated = (x.unflatten(-1, (-1, TILE)) @ block).flatten(-2)
     return x * cos + rotated * sin
+
+
+def rotary_embedding_llama_fused_qk(q, k, cos, sin, trans_mat, *args, **_):
+    """Decode rotary embedding of Q [1, B, Hq, D] and K [1, B, Hkv, D] in one op: cos / sin (and the
+    transformation) hold 2 B users, Q's first, then K's (the caller repeats the positions). tt-metal
+    tests/tt_eager/python_api_testing/unit_testing/misc/test_rotary_embedding_llama_fused_qk.py (through
+    test_rotary_embedding_llama.py's ``run_test_rotary_embedding_llama(fuse_qk=True)``: rot mats for
+    ``position_ids.repeat(2)``, reference ``apply_rotary_emb`` on Q and K)."""
+    users = q.shape[1]
+    return tuple(
+        rotary_embedding_llama(x, cos[:, rows], sin[:, rows], trans_mat)
+        for x, rows in ((q, slice(0, users)), (k, slice(users, 2 * users)))
+    )
 
 
 def paged_update_cache(cache, x, *args, update_idxs=(), update_idxs_tensor=None, page_table=None, batch_offset=0, **_):
@@ -82,6 +99,13 @@ def paged_update_cache(cache, x, *args, update_idxs=(), update_idxs_tensor=None,
         else:
             cache[int(page_table[user, position // block_size]), :, position % block_size] = heads
     return cache
+
+
+def paged_fused_update_cache(cache1, x1, cache2, x2, *args, **kwargs):
+    """``paged_update_cache`` of (cache1, x1) and (cache2, x2) (K and V) with the same positions and page table.
+    tt-metal tests/ttnn/unit_tests/operations/transformers/test_paged_fused_update_cache.py (the same
+    ``cache[i, 0:num_heads, update_idx] = x[0, i]`` reference for both caches)."""
+    return paged_update_cache(cache1, x1, *args, **kwargs), paged_update_cache(cache2, x2, *args, **kwargs)
 
 
 def paged_fill_cache(cache, x, page_table, *args, batch_idx=0, batch_idx_tensor=None, **_):
@@ -107,10 +131,12 @@ TABLE = {
     "ttnn.experimental.nlp_concat_heads": OpSpec(concat_heads),
     "ttnn.experimental.nlp_concat_heads_decode": OpSpec(concat_heads_decode),
     "ttnn.experimental.rotary_embedding_llama": OpSpec(rotary_embedding_llama),
-    "ttnn.experimental.paged_update_cache": OpSpec(paged_update_cache, inplace=0),
-    "ttnn.experimental.paged_fill_cache": OpSpec(paged_fill_cache, inplace=0),
-    "ttnn.fill_cache": OpSpec(_on_copy(ttnn.get_golden_function(ttnn.fill_cache)), inplace=0),
-    "ttnn.update_cache": OpSpec(_on_copy(ttnn.get_golden_function(ttnn.update_cache)), inplace=0),
+    "ttnn.experimental.rotary_embedding_llama_fused_qk": OpSpec(rotary_embedding_llama_fused_qk),
+    "ttnn.experimental.paged_update_cache": OpSpec(paged_update_cache, inplace=(0,)),
+    "ttnn.experimental.paged_fused_update_cache": OpSpec(paged_fused_update_cache, inplace=(0, 2)),
+    "ttnn.experimental.paged_fill_cache": OpSpec(paged_fill_cache, inplace=(0,)),
+    "ttnn.fill_cache": OpSpec(_on_copy(ttnn.get_golden_function(ttnn.fill_cache)), inplace=(0,)),
+    "ttnn.update_cache": OpSpec(_on_copy(ttnn.get_golden_function(ttnn.update_cache)), inplace=(0,)),
     "ttnn.transformer.scaled_dot_product_attention": OpSpec(ttnn_golden(ttnn.transformer.scaled_dot_product_attention)),
     "ttnn.transformer.scaled_dot_product_attention_decode": OpSpec(
         ttnn_golden(ttnn.transformer.scaled_dot_product_attention_decode)

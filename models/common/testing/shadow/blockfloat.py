@@ -31,16 +31,20 @@ TWO_STEP_BELOW = 2.0 ** (SIGNIFICAND_BITS - 1 - EXPONENT_BIAS)
 CHUNK_BLOCKS = 1 << 16  # blocks rounded per pass (4 MiB of float32): measured fastest of 2 ** 12 .. 2 ** 16 here
 
 
-def round_block_float(values: torch.Tensor, dtype) -> torch.Tensor:
-    """``values`` as ``dtype`` (bfloat8_b or bfloat4_b) stores them, as float32 of the same shape."""
-    x = values.float()
-    width = x.shape[-1] if x.dim() else 1
+def round_block_float(values: torch.Tensor, dtype, out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``values`` as ``dtype`` (bfloat8_b or bfloat4_b) stores them, same shape, as ``out_dtype``: float32, or
+    bfloat16, which holds every block-float value exactly (at most 7 significant bits, float32's exponent range)
+    in half the memory. Rounded one chunk at a time in float32: no full-size float32 copy of ``values``."""
+    width = values.shape[-1] if values.dim() else 1
     pad = -width % BLOCK
-    blocks = (F.pad(x.reshape(-1, width), (0, pad)) if pad else x).reshape(-1, BLOCK)
-    out = torch.empty_like(blocks)
+    rows = values.reshape(-1, width)
+    blocks = (F.pad(rows, (0, pad)) if pad else rows).reshape(-1, BLOCK)
+    out = torch.empty(blocks.shape, dtype=out_dtype)
+    rounded = torch.empty(min(blocks.shape[0], CHUNK_BLOCKS), BLOCK)
     for start in range(0, blocks.shape[0], CHUNK_BLOCKS):
-        end = start + CHUNK_BLOCKS
-        _round_blocks(blocks[start:end], out[start:end], MANTISSA_BITS[dtype])
+        chunk = blocks[start : start + CHUNK_BLOCKS].float()
+        _round_blocks(chunk, rounded[: chunk.shape[0]], MANTISSA_BITS[dtype])
+        out[start : start + chunk.shape[0]] = rounded[: chunk.shape[0]]
     if pad:
         out = out.reshape(-1, width + pad)[:, :width]
     return out.reshape(values.shape)
@@ -51,6 +55,7 @@ def _round_blocks(x: torch.Tensor, out: torch.Tensor, bits: int) -> None:
     largest = torch.maximum(x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True).neg_()).abs_()  # abs_: -NaN
     shared = largest.view(torch.int32) >> (SIGNIFICAND_BITS - 1)  # biased exponent of the block's largest value
     to_integer = EXPONENT_BIAS + SIGNIFICAND_BITS - 1 - shared  # x * 2 ** to_integer: the significand, aligned
+    to_integer.masked_fill_(largest == 0, 0)  # all-zero blocks (e.g. padded weight columns): 2 ** 150 is inf
     if bool(((largest > 0) & (largest < TWO_STEP_BELOW)).any()):  # tiny blocks: subnormals matter, 2 ** 128+
         out.copy_(x).masked_fill_(x.abs() < FLOAT32_MIN_NORMAL, 0.0)
         half = to_integer // 2

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Goldens of the per-device ops: data movement, matmul, eltwise, normalisation, embedding.
+"""Goldens of the per-device ops: data movement, matmul, eltwise, reduction, normalisation, embedding.
 
 ttnn 0.81.1's own goldens (``ttnn.get_golden_function``) are used wherever they exist; the rest are identities
 on values (memory-config, sharding and dtype moves change storage, not numbers; the storage rounding is applied
-by the shadow from the predicted output dtype).
+by the shadow from the predicted output dtype) or the torch references of tt-metal's op tests, cited per golden.
 """
+
+import math
 
 import ttnn
 
@@ -19,15 +21,36 @@ from models.common.testing.shadow.registry import (
     reshape_keeps_blocks,
     ttnn_golden,
 )
-from models.common.testing.shadow.tensor import tile_padded
+from models.common.testing.shadow.tensor import ShadowError, tile_padded
 
 
 def identity(x, *args, **kwargs):
     return x
 
 
-def reshape(x, shape, *args, **kwargs):
-    return ttnn.get_golden_function(ttnn.reshape)(x, tuple(shape))
+def reshape(x, shape, padded_shape=None, *args, input_padded_shape, **kwargs):
+    """``ttnn.reshape(x, shape[, padded_shape])``. With a padded shape whose volume is not the logical one (a decode
+    batch of fewer than 32 users kept in a tile of rows: tt-metal models/tt_transformers/tt/attention.py) the op
+    reinterprets the padded buffer: the new logical values are the leading part of each dim of the input's padded
+    values laid out in ``padded_shape``. The shadow holds no padding values, so that is computed when the input has
+    no padding, or when the padded shape stays and the new logical shape lies inside the old one."""
+    shape = tuple(shape)
+    if padded_shape is None or math.prod(shape) == x.numel():
+        return ttnn.get_golden_function(ttnn.reshape)(x, shape)
+    padded_shape, leading = tuple(padded_shape), tuple(slice(0, s) for s in shape)
+    if tuple(x.shape) == input_padded_shape:
+        return x.reshape(padded_shape)[leading].clone()
+    inside = len(shape) == x.dim() and all(s <= n for s, n in zip(shape, x.shape, strict=True))
+    if padded_shape == input_padded_shape and inside:
+        return x[leading].clone()
+    raise ShadowError(
+        f"ttnn.reshape {tuple(x.shape)} (padded {input_padded_shape}) -> {shape} (padded {padded_shape}): the new "
+        "values would include the input's padding, which the shadow does not hold"
+    )
+
+
+def reshape_context(args, kwargs) -> dict:
+    return {"input_padded_shape": tuple(args[0].golden.padded_shape)}
 
 
 def reshape_padded(args, kwargs, shape, layout):
@@ -68,6 +91,13 @@ def embedding_dtype(args, kwargs, first):
     return input_dtype(1)(args, kwargs, first) if dtype is None else dtype
 
 
+def fast_reduce_nc(x, *args, dims, **_):
+    """The sum over ``dims`` (N and / or C), each kept with size 1. tt-metal
+    tests/tt_eager/python_api_testing/unit_testing/misc/test_fast_reduce_nc.py (``torch.sum(torch_input, dims,
+    True)``)."""
+    return x.sum(dim=tuple(dims), keepdim=True)
+
+
 _ELTWISE_DROP = ("memory_config", "output_tensor", "queue_id", "use_legacy", "sub_core_grids")
 
 TABLE = {
@@ -79,7 +109,7 @@ TABLE = {
     "ttnn.to_layout": OpSpec(identity, layout=layout_from("layout", 1), moves=keeps_blocks),
     "ttnn.clone": OpSpec(identity, moves=keeps_blocks),
     # shape ops
-    "ttnn.reshape": OpSpec(reshape, padded=reshape_padded, moves=reshape_keeps_blocks),
+    "ttnn.reshape": OpSpec(reshape, padded=reshape_padded, moves=reshape_keeps_blocks, context=reshape_context),
     "ttnn.permute": OpSpec(ttnn_golden(ttnn.permute), moves=permute_moves),
     "ttnn.slice": OpSpec(slice_),
     "ttnn.concat": OpSpec(
@@ -99,6 +129,7 @@ TABLE = {
     "ttnn.silu": OpSpec(ttnn_golden(ttnn.silu, drop=_ELTWISE_DROP)),
     "ttnn.gelu": OpSpec(ttnn_golden(ttnn.gelu, drop=_ELTWISE_DROP)),
     "ttnn.softmax": OpSpec(ttnn_golden(ttnn.softmax)),
+    "ttnn.experimental.fast_reduce_nc": OpSpec(fast_reduce_nc),
     "ttnn.rms_norm": OpSpec(ttnn_golden(ttnn.rms_norm)),
     "ttnn.rms_norm_pre_all_gather": OpSpec(
         ttnn_golden(ttnn.rms_norm_pre_all_gather), dtype=dtype_from(default=ttnn.bfloat16)

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """How one ttnn op is shadowed: its golden and the output dtype / layout / padded shape it predicts.
 
-A golden is a small function on torch tensors. ``mesh=False`` (most ops): it is called once per device with that
-device's values in place of each shadow tensor. ``mesh=True`` (CCLs): it is called once with a list of every
-device's values per shadow tensor and ``mesh_shape=``, and returns a list with one result per device.
+A golden is a small function on torch tensors (floats as float32). ``mesh=False`` (most ops): it is called once per
+device with that device's values in place of each shadow tensor (once for devices whose inputs are the very same
+tensors). ``mesh=True`` (CCLs): it is called once with a list of every device's values per shadow tensor and
+``mesh_shape=``, and returns a list with one result per device.
 Rules take ``(args, kwargs, first)``: the call's arguments and the first shadow input's :class:`Golden`.
 """
 
@@ -81,10 +82,15 @@ class OpSpec:
     dtype: Callable = DEFAULT_DTYPE
     layout: Callable = same_layout
     padded: Callable = padded_by_layout  # (args, kwargs, logical shape, layout) -> padded shape
-    inplace: int | None = None  # position of the argument the op writes into (caches); its golden is replaced
+    # positions of the arguments the op writes into (caches): the golden returns their new values, one tensor or a
+    # tuple in this order, which replace their goldens
+    inplace: tuple[int, ...] = ()
     # (args, kwargs, logical shape) -> whether every 16-value block of a row stays together, for ops that only move
     # values (None: the op computes new ones). Moved values already stored in the output dtype are not rounded again.
     moves: Callable | None = None
+    # (args, kwargs) -> extra keyword arguments for the golden from what only the shadow tensors know (e.g. an
+    # input's padded shape); None: none
+    context: Callable | None = None
 
 
 def ttnn_golden(op, *, drop: tuple[str, ...] = ()) -> Callable:

@@ -2,9 +2,10 @@
 """The tensor a module sees under shadow execution: the real (mock) device tensor plus its host golden.
 
 A :class:`ShadowTensor` holds the device result of a ttnn call and a :class:`Golden`: one torch tensor per
-device of the mesh (row-major device order) with the values that device would hold, stored as float32 after
-rounding to the tensor's ttnn dtype, together with the dtype, layout and padded shape the shadow predicts.
-:func:`check` compares that prediction with what ttnn actually produced.
+device of the mesh (row-major device order) with the values that device would hold, rounded to the tensor's ttnn
+dtype and stored in the torch dtype that holds them exactly (:func:`storage_dtype`), together with the dtype,
+layout and padded shape the shadow predicts. Devices holding the same values (replicated tensors, results of
+replicated inputs) share one torch tensor. :func:`check` compares that prediction with what ttnn actually produced.
 """
 
 import math
@@ -38,22 +39,38 @@ class ShadowDriftError(ShadowError):
     """The golden's shape, padded shape, dtype or layout differs from ttnn's result."""
 
 
+def storage_dtype(dtype) -> torch.dtype:
+    """The torch dtype golden values of a ttnn ``dtype`` are kept in: bfloat16 for bfloat16 and the block floats
+    (it holds their values exactly), float32 for float32, the matching torch type for integers."""
+    return torch.bfloat16 if dtype in BLOCK_FLOATS else ttnn.ttnn_dtype_to_torch_dtype(dtype)
+
+
 def quantize(values: torch.Tensor, dtype) -> torch.Tensor:
-    """``values`` as a tensor of ``dtype`` stores them, float32 (integers: in the dtype's torch type)."""
-    if not values.is_floating_point():
-        return values.to(ttnn.ttnn_dtype_to_torch_dtype(dtype))
-    if dtype in BLOCK_FLOATS:
-        return round_block_float(values, dtype)
-    return values.to(ttnn.ttnn_dtype_to_torch_dtype(dtype)).float()
+    """``values`` as a tensor of ``dtype`` stores them, in :func:`storage_dtype`."""
+    if values.is_floating_point() and dtype in BLOCK_FLOATS:
+        return round_block_float(values, dtype, out_dtype=storage_dtype(dtype))
+    return values.to(storage_dtype(dtype))
 
 
 def quantize_shards(shards: list[torch.Tensor], dtype) -> list[torch.Tensor]:
-    """:func:`quantize` of every device's values. Block-float shards of one shape that fit one rounding pass together
-    are rounded stacked; larger ones one by one (stacking copies them, which costs more than the calls it saves)."""
-    small = sum(s.numel() for s in shards) <= CHUNK_BLOCKS * BLOCK
-    if dtype in BLOCK_FLOATS and small and len({tuple(s.shape) for s in shards}) == 1:
-        return list(round_block_float(torch.stack([s.float() for s in shards]), dtype).unbind(0))
-    return [quantize(s, dtype) for s in shards]
+    """:func:`quantize` of every device's values; a tensor several devices share is rounded once and stays shared.
+    Block-float shards of one shape that fit one rounding pass together are rounded stacked; larger ones one by one
+    (stacking copies them, which costs more than the calls it saves)."""
+    unique = list({id(s): s for s in shards}.values())
+    small = sum(s.numel() for s in unique) <= CHUNK_BLOCKS * BLOCK
+    if dtype in BLOCK_FLOATS and small and len({tuple(s.shape) for s in unique}) == 1:
+        stacked = round_block_float(torch.stack([s.float() for s in unique]), dtype, out_dtype=storage_dtype(dtype))
+        rounded = stacked.unbind(0)
+    else:
+        rounded = [quantize(s, dtype) for s in unique]
+    by_id = {id(s): r for s, r in zip(unique, rounded, strict=True)}
+    return [by_id[id(s)] for s in shards]
+
+
+def stored_shards(shards: list[torch.Tensor], dtype) -> list[torch.Tensor]:
+    """Values already rounded to ``dtype`` (an op only moved them) in :func:`storage_dtype`, sharing kept."""
+    by_id = {id(s): s.to(storage_dtype(dtype)) for s in shards}
+    return [by_id[id(s)] for s in shards]
 
 
 def tile_padded(shape, layout) -> tuple[int, ...]:
@@ -65,10 +82,39 @@ def tile_padded(shape, layout) -> tuple[int, ...]:
 
 
 def host_values(host: ttnn.Tensor, num_devices: int) -> list[torch.Tensor]:
-    """Per-device values of a host tensor (real data on host); a single tensor is replicated."""
-    shards = [_to_torch(t) for t in _get_device_tensors(host)]
-    shards = [s.float() if s.is_floating_point() else s for s in shards]
-    return shards * num_devices if len(shards) == 1 else shards
+    """Per-device values of a host tensor (real data on host), in :func:`storage_dtype`. A single tensor is
+    replicated and copies its topology marks replicated are read once: the devices share one torch tensor."""
+    tensors = _get_device_tensors(host)
+    if len(tensors) == 1:
+        return [_to_torch(tensors[0]).to(storage_dtype(host.dtype))] * num_devices
+    read: dict[tuple[int, ...], torch.Tensor] = {}
+    shards = []
+    for key, tensor in zip(_replica_keys(host, len(tensors)), tensors, strict=True):
+        if key not in read:
+            read[key] = _to_torch(tensor).to(storage_dtype(host.dtype))  # one device at a time: no float32 copy
+        shards.append(read[key])
+    return shards
+
+
+def _replica_keys(host: ttnn.Tensor, count: int) -> list[tuple[int, ...]]:
+    """Per device tensor of ``host``, its coordinates along the sharded axes of its distribution: devices with one
+    key hold the same data (ttnn's TensorTopology: Replicate / Shard per axis, devices in row-major order)."""
+    topology = host.tensor_topology()
+    shape = tuple(topology.distribution_shape())
+    if math.prod(shape) != count:
+        return [(index,) for index in range(count)]  # a layout this does not model: nothing shared
+    sharded = [isinstance(p, ttnn.PlacementShard) for p in topology.placements()]
+    coords = (_row_major_coords(index, shape) for index in range(count))
+    return [tuple(c for c, is_sharded in zip(coord, sharded, strict=True) if is_sharded) for coord in coords]
+
+
+def _row_major_coords(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major coordinates of flat ``index`` in ``shape``."""
+    coords = []
+    for size in reversed(shape):
+        index, coord = divmod(index, size)
+        coords.append(coord)
+    return tuple(reversed(coords))
 
 
 @dataclass
@@ -88,7 +134,10 @@ class Golden:
         else:
             dtype = self.dtype
             layout = ttnn.TILE_LAYOUT if dtype in BLOCK_FLOATS else ttnn.ROW_MAJOR_LAYOUT
-        tensors = [_from_torch(s, dtype=dtype, layout=layout) for s in self.live_shards("to host")]
+        shards = self.live_shards("to host")
+        if self.dtype in BLOCK_FLOATS:  # stored as bfloat16; ttnn packs block floats from float32
+            shards = [s.float() for s in shards]
+        tensors = [_from_torch(s, dtype=dtype, layout=layout) for s in shards]
         return tensors[0] if len(tensors) == 1 else ttnn.from_host_shards(tensors, ttnn.MeshShape(*self.mesh_shape))
 
     def live_shards(self, use: str) -> list[torch.Tensor]:

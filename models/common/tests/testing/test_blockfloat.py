@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Block-float rounding in torch equals ttnn's host packing (the round trip through a bfloat8_b / bfloat4_b host
-tensor) bit for bit: random data, wide and tiny magnitudes, ties, edge values, shapes that need tile padding."""
+tensor) bit for bit, also stored as bfloat16: random data, wide and tiny magnitudes, ties, edge values, shapes that
+need tile padding."""
 
 import pytest
 import torch
@@ -17,15 +18,19 @@ def _ttnn_round_trip(x: torch.Tensor, dtype) -> torch.Tensor:
 
 
 def _assert_bit_equal(x: torch.Tensor, dtype) -> None:
-    expected, actual = _ttnn_round_trip(x, dtype), round_block_float(x, dtype)
-    assert actual.shape == expected.shape and actual.dtype == torch.float32
-    nan = expected.isnan()
-    assert torch.equal(actual.isnan(), nan), "NaN positions differ"
-    same = expected.view(torch.int32) == actual.view(torch.int32)
-    if not bool(same[~nan].all()):
-        where = (~same & ~nan).nonzero()[0].tolist()
-        index = tuple(where)
-        raise AssertionError(f"{x[index]} at {where}: ttnn {expected[index]}, torch {actual[index]}")
+    """As float32, and as bfloat16 (the shadow's storage), which must hold every value exactly."""
+    expected = _ttnn_round_trip(x, dtype)
+    for out_dtype in (torch.float32, torch.bfloat16):
+        actual = round_block_float(x, dtype, out_dtype=out_dtype)
+        assert actual.shape == expected.shape and actual.dtype == out_dtype
+        actual = actual.float()
+        nan = expected.isnan()
+        assert torch.equal(actual.isnan(), nan), "NaN positions differ"
+        same = expected.view(torch.int32) == actual.view(torch.int32)
+        if not bool(same[~nan].all()):
+            where = (~same & ~nan).nonzero()[0].tolist()
+            index = tuple(where)
+            raise AssertionError(f"{x[index]} at {where}: ttnn {expected[index]}, torch {out_dtype} {actual[index]}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -13,7 +13,7 @@ from models.common.testing import numerics
 from models.common.testing.shadow import session
 from models.common.testing.shadow.registry import OpSpec
 from models.common.testing.shadow.session import shadow_execution
-from models.common.testing.shadow.tensor import ShadowDriftError, ShadowUnsupportedOp
+from models.common.testing.shadow.tensor import ShadowDriftError, ShadowError, ShadowUnsupportedOp
 
 MESHES = [(1, 1), (1, 2), (1, 8), (8, 4)]
 MESH_IDS = ["1x1", "1x2", "1x8", "8x4"]
@@ -89,8 +89,12 @@ def test_data_movement_is_exact(ttnn_mesh_device):
             (ttnn.sharded_to_interleaved(ttnn.interleaved_to_sharded(tx, sharded), ttnn.L1_MEMORY_CONFIG), x),
             (ttnn.to_memory_config(tx, sharded), x),
         ]
+        rows = ttnn.reshape(tx, (1, 2, 8, 96), (1, 2, 64, 96))  # fewer logical rows in the same padded buffer
+        cases += [(rows, x[:, :, :8]), (ttnn.reshape(rows, (1, 2, 2, 96), (1, 2, 64, 96)), x[:, :, :2])]
         for got, expected in cases:
             assert torch.equal(_per_device(mesh, got)[-1], expected)
+        with pytest.raises(ShadowError, match="padding"):  # rows 8.. are padding: values the shadow does not hold
+            ttnn.reshape(rows, (1, 2, 16, 96), (1, 2, 64, 96))
         indices = torch.randint(0, 64, (1, 32))
         table = torch.randn(64, DIM).bfloat16().float()
         out = ttnn.embedding(_put(mesh, indices, ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT), _put(mesh, table))
@@ -130,6 +134,31 @@ def test_block_float_round_trip(ttnn_mesh_device, dtype, tmp_path):
             )
             assert torch.equal(_concat(mesh, weight.get_device_weight()), stored)
         assert list(tmp_path.glob("w.*.tensorbin"))
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", MULTI, ids=MULTI_IDS, indirect=True)
+def test_replicas_share_storage(ttnn_mesh_device):
+    """Devices holding the same values share one torch tensor, bfloat16 for bfloat16 and block floats: a replicated
+    upload, the mesh rows of a column-sharded one, and what per-device ops make of them. Values stay ttnn's."""
+    mesh = ttnn_mesh_device
+    rows, cols = tuple(mesh.shape)
+    x = torch.randn(1, 1, ROWS, 64 * cols)
+    with shadow_execution():
+        replicated = _put(mesh, x, ttnn.bfloat8_b, ttnn.ReplicateTensorToMesh(mesh))
+        by_column = _put(mesh, x, mapper=ttnn.ShardTensor2dMesh(mesh, mesh_shape=(rows, cols), dims=(None, 3)))
+        activated = ttnn.silu(by_column)
+        for tensor, distinct in ((replicated, 1), (by_column, cols), (activated, cols)):
+            shards = tensor.golden.shards
+            assert {s.dtype for s in shards} == {torch.bfloat16}
+            assert len({id(s) for s in shards}) == distinct
+            assert all(s is shards[index % cols] for index, s in enumerate(shards)), "a mesh column's rows differ"
+        stored = ttnn.to_torch(ttnn.from_torch(x, dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT)).float()
+        assert torch.equal(_per_device(mesh, replicated)[-1], stored)
+        pieces = x.bfloat16().float().split(64, dim=3)
+        values, activations = _per_device(mesh, by_column), _per_device(mesh, activated)
+        for index, (value, active) in enumerate(zip(values, activations, strict=True)):
+            assert torch.equal(value, pieces[index % cols])
+            _assert_close(torch.nn.functional.silu(pieces[index % cols]), active)
 
 
 def _collective_input(mesh):
@@ -243,25 +272,29 @@ def test_attention_prefill_ops(ttnn_mesh_device):
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 2)], ids=["1x1", "1x2"], indirect=True)
-def test_attention_decode_ops(ttnn_mesh_device):
+@pytest.mark.parametrize("batch", [BATCH, 8, 1], ids=lambda b: f"batch{b}")
+def test_attention_decode_ops(ttnn_mesh_device, batch):
+    """Decode with ``batch`` users, as TTTv1 runs it: the users' rows of a tile of rows (reshape with a padded
+    shape), heads split per user, cache update, SDPA decode, heads merged back into a whole tile of rows."""
     mesh = ttnn_mesh_device
     xqkv = torch.randn(1, 1, BATCH, (HQ + 2 * HKV) * HEAD_DIM).bfloat16().float()
-    positions = torch.randint(0, SEQ, (BATCH,), dtype=torch.int32)
-    k_cache = torch.randn(BATCH, HKV, SEQ, HEAD_DIM).bfloat16().float()
+    positions = torch.randint(0, SEQ, (batch,), dtype=torch.int32)
+    k_cache = torch.randn(batch, HKV, SEQ, HEAD_DIM).bfloat16().float()
     with shadow_execution():
+        users = ttnn.reshape(_put(mesh, xqkv), (1, 1, batch, xqkv.shape[-1]), (1, 1, BATCH, xqkv.shape[-1]))
         q, k, _ = ttnn.experimental.nlp_create_qkv_heads_decode(
-            _put(mesh, xqkv), num_heads=HQ, num_kv_heads=HKV, memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG
+            users, num_heads=HQ, num_kv_heads=HKV, memory_config=ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG
         )
         q_ref, k_ref, _ = (
-            t.reshape(1, BATCH, -1, HEAD_DIM)
-            for t in xqkv[0, 0].split([HQ * HEAD_DIM, HKV * HEAD_DIM, HKV * HEAD_DIM], -1)
+            t.reshape(1, batch, -1, HEAD_DIM)
+            for t in xqkv[0, 0, :batch].split([HQ * HEAD_DIM, HKV * HEAD_DIM, HKV * HEAD_DIM], -1)
         )
         assert torch.equal(_per_device(mesh, q)[0], q_ref)
         cache = _put(mesh, k_cache)
         cur_pos = _put(mesh, positions, ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT)
         ttnn.experimental.paged_update_cache(cache, k, update_idxs_tensor=cur_pos)
         expected_cache = k_cache.clone()
-        expected_cache[torch.arange(BATCH), :, positions.long()] = k_ref[0]
+        expected_cache[torch.arange(batch), :, positions.long()] = k_ref[0]
         assert torch.equal(_per_device(mesh, cache)[-1], expected_cache)
         out = ttnn.transformer.scaled_dot_product_attention_decode(
             ttnn.to_memory_config(q, ttnn.DRAM_MEMORY_CONFIG), cache, cache, cur_pos_tensor=cur_pos
@@ -270,7 +303,88 @@ def test_attention_decode_ops(ttnn_mesh_device):
         keys = expected_cache.repeat_interleave(rep, 1)
         mask = torch.arange(SEQ)[None, None, None, :] <= positions[:, None, None, None]
         expected = torch.nn.functional.scaled_dot_product_attention(q_ref[0].unsqueeze(2), keys, keys, attn_mask=mask)
-        _assert_close(expected.squeeze(2).unsqueeze(0), _per_device(mesh, out)[0], 0.999)
+        expected = expected.squeeze(2).unsqueeze(0)  # [1, batch, HQ, HEAD_DIM]
+        _assert_close(expected, _per_device(mesh, out)[0], 0.999)
+        merged = ttnn.experimental.nlp_concat_heads_decode(_user_sharded(mesh, out, batch), num_heads=HQ)
+        merged = _per_device(mesh, merged)[-1]
+        assert merged.shape == (1, 1, BATCH, HQ * HEAD_DIM)  # a whole tile of rows, the users' first
+        _assert_close(expected.reshape(1, 1, batch, -1), merged[:, :, :batch], 0.999)
+
+
+def _user_grid(users: int, first: int = 0) -> ttnn.CoreRangeSet:
+    """``users`` cores in rows of 8, row-major from core number ``first``."""
+    start = ttnn.CoreCoord(first % 8, first // 8)
+    return ttnn.num_cores_to_corerangeset_in_subcoregrids(
+        start, users, ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(7, 7))}), row_wise=True
+    )
+
+
+def _user_sharded(mesh, x, users, first=0, rows=32):
+    """[1, users, heads, D] height-sharded one user (``rows`` padded rows) per core, as the decode head ops want."""
+    config = ttnn.create_sharded_memory_config(
+        shape=(rows, x.shape[-1]),
+        core_grid=_user_grid(users, first),
+        strategy=ttnn.ShardStrategy.HEIGHT,
+        orientation=ttnn.ShardOrientation.ROW_MAJOR,
+        use_height_and_width_as_shard_shape=True,
+    )
+    return ttnn.to_memory_config(x, config) if isinstance(x, ttnn.Tensor) else _put(mesh, x, memory_config=config)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 2)], ids=["1x1", "1x2"], indirect=True)
+@pytest.mark.parametrize("batch", [BATCH, 8, 1], ids=lambda b: f"batch{b}")
+def test_fused_qk_decode_ops(ttnn_mesh_device, batch):
+    """rotary_embedding_llama_fused_qk (Q users' cos / sin first, then K's) and paged_fused_update_cache (K and V
+    caches, paged) against the rotary reference and a cache written by hand."""
+    mesh = ttnn_mesh_device
+    q, k, v = (torch.randn(1, batch, heads, HEAD_DIM).bfloat16().float() for heads in (HQ, HKV, HKV))
+    cos, sin = (torch.randn(1, 2 * batch, 1, HEAD_DIM).bfloat16().float() for _ in range(2))
+    blocks_per_user, block_size = 2, SEQ // 2
+    table = torch.randperm(batch * blocks_per_user).reshape(batch, blocks_per_user).to(torch.int32)
+    caches = [torch.randn(batch * blocks_per_user, HKV, block_size, HEAD_DIM).bfloat16().float() for _ in range(2)]
+    positions = torch.randint(0, SEQ, (batch,), dtype=torch.int32)
+    positions[0] = -1  # a skipped user
+    with shadow_execution():
+        tq, tk = _user_sharded(mesh, q, batch), _user_sharded(mesh, k, batch, first=batch)
+        tcos, tsin = (_user_sharded(mesh, t, 2 * batch) for t in (cos, sin))
+        trans = _user_sharded(mesh, _transformation_mat().repeat(1, 1, 2 * batch, 1), 2 * batch, rows=32)
+        q_rot, k_rot = ttnn.experimental.rotary_embedding_llama_fused_qk(tq, tk, tcos, tsin, trans)
+        _assert_close(_rope_reference(q, cos[:, :batch], sin[:, :batch]), _per_device(mesh, q_rot)[0])
+        k_ref = _rope_reference(k, cos[:, batch:], sin[:, batch:])
+        _assert_close(k_ref, _per_device(mesh, k_rot)[-1])
+        tv = _user_sharded(mesh, v, batch)  # on the Q users' cores, as nlp_create_qkv_heads_decode leaves V
+        k_cache, v_cache = (_put(mesh, c) for c in caches)
+        ttnn.experimental.paged_fused_update_cache(
+            k_cache,
+            k_rot,
+            v_cache,
+            tv,
+            update_idxs_tensor=_put(mesh, positions, ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT),
+            page_table=_put(mesh, table, ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT),
+        )
+        for cache, tcache, x in ((caches[0], k_cache, _per_device(mesh, k_rot)[0]), (caches[1], v_cache, v)):
+            expected = cache.clone()
+            for user, position in enumerate(positions.tolist()[1:], start=1):
+                expected[table[user, position // block_size], :, position % block_size] = x[0, user]
+            assert torch.equal(_per_device(mesh, tcache)[-1], expected)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 8), (8, 4)], ids=["1x1", "1x8", "8x4"], indirect=True)
+def test_fast_reduce_nc(ttnn_mesh_device):
+    """The sum over N and / or C; on several devices, the all-gather + sum TTTv1 uses as a Galaxy all-reduce."""
+    mesh = ttnn_mesh_device
+    x = torch.randn(4, 2, ROWS, 64)
+    with shadow_execution():
+        tx = _put(mesh, x)
+        for dims in ([0], [1], [0, 1]):
+            reduced = ttnn.experimental.fast_reduce_nc(tx, dims=dims, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+            _assert_close(x.sum(dims, keepdim=True), _per_device(mesh, reduced)[-1])
+        if mesh.get_num_devices() > 1:
+            y, ty = _collective_input(mesh)  # device (r, c): y[:, r, :, 64 c : 64 (c + 1)]
+            gathered = ttnn.all_gather(ty, 0, cluster_axis=1, topology=ttnn.Topology.Linear, num_links=1)
+            summed = ttnn.experimental.fast_reduce_nc(gathered, dims=[0], memory_config=ttnn.DRAM_MEMORY_CONFIG)
+            expected = sum(y.split(64, dim=3))[:, -1:]  # the last mesh row's pieces, summed over its columns
+            _assert_close(expected, _per_device(mesh, summed)[-1])
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 2), (1, 8)], ids=["1x2", "1x8"], indirect=True)

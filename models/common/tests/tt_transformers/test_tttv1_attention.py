@@ -7,11 +7,10 @@ import torch
 import ttnn
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from models.common import devices, tensor_utils
+from models.common import tensor_utils
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
 from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.tensor_utils import TILE_SIZE
-from models.common.testing.shadow.tensor import ShadowUnsupportedOp
 from models.tt_transformers.tt import load_checkpoints, reference
 from models.tt_transformers.tt.attention import Attention
 from models.tt_transformers.tt.host_mesh import HostMesh
@@ -26,37 +25,18 @@ PREFILL_USER = 9  # on a Galaxy: served by mesh column 1 (users 8..15), cache sl
 DECODE_POSITIONS = (0, 1, 2)  # every user at the same position (as upstream's test: TTTv1 Galaxy rope assumes it)
 PAGED_DECODE_STEPS = 2
 BLOCK_SIZE = 32  # upstream test_attention.py page_params
-# Ops TTTv1 runs that the mock tier's shadow execution has no golden for yet (being added): the cases below raise
-# ShadowUnsupportedOp naming the op. Strict: once the goldens exist these cases pass, the xfail fails, and the mark
-# must go; any other error fails them at once.
-_MOCK = devices.detect_tier() == devices.MOCK
-NEEDS_FUSED_QK_GOLDENS = pytest.mark.xfail(
-    _MOCK,
-    raises=ShadowUnsupportedOp,
-    strict=True,
-    reason="no shadow golden: ttnn.experimental.rotary_embedding_llama_fused_qk, paged_fused_update_cache",
-)
-NEEDS_GALAXY_GOLDENS = pytest.mark.xfail(
-    _MOCK,
-    raises=ShadowUnsupportedOp,
-    strict=True,
-    reason="no shadow golden: ttnn.experimental.fast_reduce_nc (tt_all_reduce on a Galaxy)",
-)
-
 MESHES = [
     pytest.param((1, 1), SMALL, id="1x1-llama-1b"),
     pytest.param((1, 2), SMALL, id="1x2-llama-1b"),
     pytest.param((1, 8), SMALL, id="1x8-llama-1b"),
-    pytest.param((8, 4), SMALL, id="8x4-llama-1b", marks=NEEDS_GALAXY_GOLDENS),
+    pytest.param((8, 4), SMALL, id="8x4-llama-1b"),
     pytest.param((1, 8), LARGE, id="1x8-llama-70b", marks=pytest.mark.slow),
-    pytest.param((8, 4), LARGE, id="8x4-llama-70b", marks=[pytest.mark.slow, NEEDS_GALAXY_GOLDENS]),
+    pytest.param((8, 4), LARGE, id="8x4-llama-70b", marks=pytest.mark.slow),
 ]
 # decode: rotary_embedding_llama + paged_update_cache, and (1D meshes) the fused Q/K ops. No Galaxy fused case: TTTv1's
 # RotarySetup expects 16 positions per mesh column for fused Q/K there and rejects 32 users' (upstream asserts too).
 DECODE_CASES = [pytest.param(*p.values, False, id=f"{p.id}-rope", marks=p.marks) for p in MESHES] + [
-    pytest.param(*p.values, True, id=f"{p.id}-fused-qk", marks=[*p.marks, NEEDS_FUSED_QK_GOLDENS])
-    for p in MESHES
-    if p.values[0] != (8, 4)
+    pytest.param(*p.values, True, id=f"{p.id}-fused-qk", marks=p.marks) for p in MESHES if p.values[0] != (8, 4)
 ]
 
 
