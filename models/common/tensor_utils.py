@@ -137,6 +137,14 @@ def int_rows(values, columns: int) -> torch.Tensor:
     return row
 
 
+def int_row_groups(values, groups: int, columns: int) -> torch.Tensor:
+    """[1, groups · columns] int32: ``values`` split into ``groups`` equal consecutive groups, each zero-padded to
+    ``columns`` (per-mesh-column positions for embedding lookups)."""
+    values = list(values)
+    size = len(values) // groups
+    return torch.cat([int_rows(values[g * size : (g + 1) * size], columns) for g in range(groups)], dim=1)
+
+
 def int_vector(values) -> torch.Tensor:
     """1D int32 tensor of ``values`` (e.g. decode positions per user)."""
     return torch.as_tensor(list(values), dtype=torch.int32)
@@ -145,6 +153,31 @@ def int_vector(values) -> torch.Tensor:
 def repeat_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     """A 1D tensor repeated into [1, 1, rows, len] (e.g. a bias for every decode row)."""
     return x.reshape(1, 1, 1, -1).expand(1, 1, rows, x.shape[-1]).contiguous()
+
+
+def user_slice_matrices(groups: int, users: int) -> torch.Tensor:
+    """[1, groups, users, 32]: block g, left-multiplied onto a tile of 32 user rows, keeps rows g·users ..
+    (g+1)·users - 1 (a device group's own decode users; TTTv1 TG slice_mat)."""
+    out = torch.zeros(1, groups, users, TILE_SIZE)
+    for g in range(groups):
+        out[0, g, :, g * users : (g + 1) * users] = torch.eye(users)
+    return out
+
+
+def user_gather_matrix(groups: int, users: int) -> torch.Tensor:
+    """[1, 1, 32, groups · 32]: onto the groups' tiles stacked by an all-gather (each tile's first ``users`` rows
+    real), puts group g's users back at rows g·users .. (g+1)·users - 1 (TTTv1 TG user_selection_matrix)."""
+    block = torch.nn.functional.pad(torch.eye(users), (0, TILE_SIZE - users))  # (users, 32)
+    out = torch.zeros(1, 1, TILE_SIZE, groups * TILE_SIZE)
+    out[0, 0, : groups * users] = torch.block_diag(*[block] * groups)
+    return out
+
+
+def one_hot(size: int, index: int) -> torch.Tensor:
+    """[1, size, 1, 1]: 1 at ``index``, 0 elsewhere (split over devices: one scalar mask each)."""
+    out = torch.zeros(1, size, 1, 1)
+    out[0, index] = 1
+    return out
 
 
 def zeros(shape) -> torch.Tensor:

@@ -27,6 +27,7 @@ from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.modules.rope.rope_1d import Rope1D
+from models.common.modules.rope.rope_2d import Rope2D
 from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.report.model import Model, is_2d
 from models.tt_transformers.tt.ccl import tt_distributed_rmsnorm
@@ -107,7 +108,8 @@ class DecoderLayer:
         ffn_norm = build("ffn_norm", lambda: norm("post_attention_layernorm.weight", mlp))
         self.modules = {"attention_norm": attention_norm, "attention": attention, "ffn_norm": ffn_norm, "mlp": mlp}
         theta = model.rope_parameters["rope_theta"]
-        self.rope = Rope1D(model.head_dim, cache_len, theta, scaling=model.rope_scaling, mesh_device=mesh_device)
+        rope_cls = Rope2D if self.two_d else Rope1D  # 2D: each mesh column decodes its share of the users
+        self.rope = rope_cls(model.head_dim, cache_len, theta, scaling=model.rope_scaling, mesh_device=mesh_device)
 
     @property
     def structure(self) -> str:
@@ -131,7 +133,7 @@ class DecoderLayer:
 
     def positions(self, positions: list[int]) -> ttnn.Tensor:
         """Decode positions as the int32 device tensor attention takes (one upload per model step)."""
-        return upload_positions(positions, self.mesh_device)
+        return upload_positions(positions, self.mesh_device, self.modules["attention"].users_mapping)
 
     def to_host(self, out: ttnn.Tensor) -> torch.Tensor:
         """The residual back on host as [1, 1, rows, dim] (one mesh row on 2D: the rows hold copies)."""

@@ -25,7 +25,7 @@ from models.common.modules.lightweight_module import LightweightModule
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
 from models.tt_transformers.tt.case_collection import record_case
 from models.tt_transformers.tt.ccl import tt_all_gather, tt_all_reduce
-from models.tt_transformers.tt.model_config import LARGE_DIM, TG_COLS, OpGroup, TensorGroup
+from models.tt_transformers.tt.model_config import LARGE_DIM, TG_COLS, TG_ROWS, OpGroup, TensorGroup
 from models.tt_transformers.tt.rmsnorm import RMSNorm
 
 GALAXY_DEVICES = 32
@@ -67,6 +67,12 @@ class Attention(LightweightModule):
         self.layer_num = layer_num
         self.num_devices = configuration.num_devices
         self.TG = self.num_devices == GALAXY_DEVICES
+        if self.TG and tuple(self.cluster_shape) != (TG_ROWS, TG_COLS):
+            raise ValueError(
+                f"TTTv1 attention lays a Galaxy out as {TG_ROWS}x{TG_COLS} (a KV head group per mesh row, 8 users per "
+                f"column), not {self.cluster_shape[0]}x{self.cluster_shape[1]}: open the mesh as {TG_ROWS}x{TG_COLS}, "
+                "or use TTTv2's Attention2D (Attention2D.from_hf) on 4x8"
+            )
         self.hidden_size = configuration.dim
         self.n_heads = configuration.n_heads
         self.head_dim = configuration.head_dim

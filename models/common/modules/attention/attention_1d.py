@@ -150,6 +150,11 @@ class Attention1DConfig(ResolvableConfig):
         return self.n_kv_heads // self.head_groups
 
     @property
+    def decode_users(self) -> int:
+        """Users each device decodes (Attention2D: a mesh column's share)."""
+        return self.max_batch_size
+
+    @property
     def tile_padded_batch_rows(self) -> int:
         return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
@@ -230,7 +235,7 @@ class Attention1DConfig(ResolvableConfig):
         return pc.sdpa_decode_config()
 
     def default_decode_scores_memcfg(self):
-        return pc.scores_memcfg(self.max_batch_size, self.n_local_heads, self.head_dim)
+        return pc.scores_memcfg(self.decode_users, self.n_local_heads, self.head_dim)
 
     def default_decode_wo_prg_config(self):
         # TTTv1 ATTN_OUTPUT_PROGCFG: "for some models n_heads * head_dim != dim"
@@ -368,7 +373,7 @@ class Attention1D(LightweightModule):
         self.wo = ttnn.reshape(
             wo, (1, 1, wo.shape[-2], wo.shape[-1])
         )  # the fused all-gather matmul takes rank-4 weights
-        self.keys, self.values = allocate_kv_cache(cfg, cfg.n_local_kv_heads, cfg.max_batch_size)
+        self.keys, self.values = allocate_kv_cache(cfg)
         bind_attention_variants(self, cfg, MeshMapping.shard(-1))
         single = cfg.num_devices == 1
         fused = cfg.use_fused_all_gather_matmul

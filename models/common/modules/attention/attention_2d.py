@@ -1,24 +1,29 @@
 # SPDX-License-Identifier: Apache-2.0
 """Attention2D: GQA attention with its own KV cache on Galaxy meshes (8x4, 4x8), TTTv1's TG weight layout.
 
-decode:  linear(wqkv) → all-reduce over mesh columns (reduce-scatter + all-gather) (+ bias) → create heads
-         → [q/k norm] → rotary_embedding_llama → update the KV cache (paged or not) → SDPA decode → concat heads
-         → linear(wo) → all-reduce over mesh rows
+decode:  linear(wqkv) → all-reduce over mesh columns (reduce-scatter + all-gather) (+ bias) → keep this column's
+         users (selection matmul) → create heads → [q/k norm] → rotary_embedding_llama → update the KV cache (paged or
+         not) → SDPA decode → concat heads → all-gather the users over the columns → put them back in order
+         (selection matmul) → linear(wo) → all-reduce over mesh rows
 prefill: [reshape to 2048-row chunks] → linear(wqkv) → all-reduce over columns (+ bias) → create heads → [q/k norm]
-         → rotary_embedding_llama → fill the KV cache for user_id → causal (or chunked paged) SDPA → concat heads
-         → [reshape to 1024-row chunks] → linear(wo) → all-reduce over rows
+         → rotary_embedding_llama → fill the KV cache for user_id (non-paged: only on the mesh column that decodes it)
+         → causal (or chunked paged) SDPA → concat heads → [reshape to 1024-row chunks] → linear(wo) → all-reduce
+         over rows
 
 Layout (TTTv1 TG attention.py): the input is split along ``dim`` over mesh columns and replicated over rows. wqkv is
 fused per mesh row (``tensor_utils.fuse_qkv`` with one group per row: TTTv1's n_kv_heads groups on 8x4) and split
 ``dim``-wise over columns, so the QKV matmul leaves partial sums over the columns; each row then owns
 n_heads / rows query heads and n_kv_heads / rows KV heads. wo is split by heads over rows and by ``dim`` over
 columns, so its partial sums are all-reduced over the rows and the output is split along ``dim`` over the columns
-like the input. Defaults are TTTv1's Galaxy model_config choices (SHARDED_ATTN_INPUT_MEMCFG, XQKV_DECODE_PROGCFG,
-XQKV_PREFILL_PROGCFG, WO_PREFILL_PROGCFG, L1 residual), taken with the mesh's real column count where TTTv1
-hard-codes the 4 columns of an 8x4 mesh; the decode WO matmul is left to ttnn as in TTTv1.
-Differences from TTTv1: every device keeps all users (TTTv1 TG splits the decode batch over the mesh columns with
-selection matmuls and a per-column KV cache of max_batch_size / columns users), and both all-reduces are the
-composite reduce-scatter + all-gather (TTTv1 all-gathers and sums with fast_reduce_nc below dim 8192).
+like the input. Decode users split over the mesh columns (TTTv1 TG): column c decodes users c·n .. (c+1)·n - 1,
+n = max_batch_size / columns (``decode_users``), and its KV cache holds only them, so ``current_pos`` and a paged
+decode ``page_table`` are split over the columns (``USERS_MAPPING``; host positions are split here) and the rotary
+matrices are Rope2D's. Defaults are TTTv1's Galaxy model_config choices (SHARDED_ATTN_INPUT_MEMCFG,
+XQKV_DECODE_PROGCFG, XQKV_PREFILL_PROGCFG, WO_PREFILL_PROGCFG, L1 residual), taken with the mesh's real column count
+where TTTv1 hard-codes the 4 columns of an 8x4 mesh; the decode WO matmul is left to ttnn as in TTTv1.
+Differences from TTTv1: both all-reduces are the composite reduce-scatter + all-gather (TTTv1 all-gathers and sums
+with fast_reduce_nc below dim 8192), and the decode activations between the CCLs stay L1-interleaved (TTTv1 shards
+them: QKV_OUT_GATHERED_MEMCFG, CREATE_HEAD_INPUT_MEMCFG, GATHER_USERS_MEMCFG).
 """
 
 import math
@@ -28,6 +33,7 @@ from typing import ClassVar
 
 import ttnn
 
+from models.common import tensor_utils
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.attention.attention_1d import (
@@ -53,6 +59,10 @@ TTTV1_GALAXY_MESH = (8, 4)  # TTTv1's TG model_config hard-codes 8 mesh rows and
 INPUT_GRID_MAX_ROWS = 4  # TTTv1 SHARDED_ATTN_INPUT_MEMCFG on Galaxy: lm_head_core_grid, at most 4 rows of 8 cores
 CORES_PER_ROW = 8  # TTTv1: the decode input grid and XQKV_DECODE_PROGCFG grid are 8 cores wide
 OUT_SUBBLOCK_W = 1  # TTTv1 matmul_config on Galaxy: out_subblock_w = 1 (TG hang workaround)
+USER_SELECTION_CORE_GRID = ttnn.CoreGrid(y=4, x=8)  # TTTv1 TG decode: the user-selection matmul's core grid
+# user-indexed decode inputs (current_pos [users], a paged page_table [users, blocks]): rows split over the columns
+USERS_OVER_COLUMNS = MeshMapping.shard_2d(None, 0)
+SELECTION_DTYPE = ttnn.bfloat4_b  # TTTv1 TG slice_mat / user_selection_matrix: 0/1 entries are exact in bfloat4_b
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,13 @@ class Attention2DConfig(Attention1DConfig):
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = Attention1DConfig.OPTIONAL_FIELDS | frozenset({"decode_wo_prg_config"})
 
     def resolve(self):
-        rows, _ = tuple((self.mesh_device or self.default_mesh_device()).shape)
+        rows, cols = tuple((self.mesh_device or self.default_mesh_device()).shape)
         check_head_split(self, rows)
+        if self.max_batch_size > pc.TILE or (self.max_batch_size > 1 and self.max_batch_size % cols):
+            raise ValueError(
+                f"max_batch_size {self.max_batch_size} must be 1 or a multiple of the {cols} mesh columns, at most "
+                f"{pc.TILE} (one tile of users; each column decodes max_batch_size / {cols})"
+            )
         return super(Attention1DConfig, self).resolve()
 
     @property
@@ -78,6 +93,12 @@ class Attention2DConfig(Attention1DConfig):
     def mesh_cols(self) -> int:
         _, cols = tuple(self.mesh_device.shape)
         return cols
+
+    @property
+    def decode_users(self) -> int:
+        """Users each mesh column decodes (TTTv1 TG batch_size_per_device_group); batch 1: one per column, column 0's
+        the real one."""
+        return max(self.max_batch_size // self.mesh_cols, 1)
 
     @property
     def decode_input_core_grid(self) -> ttnn.CoreGrid:
@@ -225,8 +246,38 @@ class Attention2D(LightweightModule):
         self.wo = resolve_lazy_weight(
             cfg.wo, dtype=cfg.wo_dtype, memory_config=cfg.wo_memcfg, mesh_mapping=MeshMapping.shard_2d(-2, -1), **common
         ).get_device_weight()
-        self.keys, self.values = allocate_kv_cache(cfg, cfg.n_local_kv_heads, cfg.max_batch_size)
-        bind_attention_variants(self, cfg, MeshMapping.shard_2d(-1, None), make_norm=_rmsnorm_2d)
+        self.keys, self.values = allocate_kv_cache(cfg)
+        # a single user is decoded by column 0 (the others run on zero rows), with its position on every device
+        users_mapping = USERS_OVER_COLUMNS if cfg.max_batch_size > 1 else MeshMapping.replicate()
+        bind_attention_variants(
+            self,
+            cfg,
+            MeshMapping.shard_2d(-1, None),
+            make_norm=_rmsnorm_2d,
+            users_mapping=users_mapping,
+            serving_devices_only=self._serving_column_only,
+        )
+        selection = dict(dtype=SELECTION_DTYPE, layout=ttnn.TILE_LAYOUT, device=cfg.mesh_device)
+        cols, users = cfg.mesh_cols, cfg.decode_users
+        by_column = MeshMapping.shard_2d(None, 1).mapper(cfg.mesh_device)
+        self._user_slice = tensor_utils.from_host(
+            tensor_utils.user_slice_matrices(cols, users), mesh_mapper=by_column, **selection
+        )
+        self._user_gather = tensor_utils.from_host(
+            tensor_utils.user_gather_matrix(cols, users),
+            mesh_mapper=ttnn.ReplicateTensorToMesh(cfg.mesh_device),
+            **selection,
+        )
+        # per mesh column: (1 on its devices, 0 elsewhere) and its complement, for the prefill cache fill
+        self._column_masks = [
+            tuple(
+                tensor_utils.from_host(
+                    m, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=cfg.mesh_device, mesh_mapper=by_column
+                )
+                for m in (tensor_utils.one_hot(cols, col), 1 - tensor_utils.one_hot(cols, col))
+            )
+            for col in range(cols)
+        ]
         self._input_mapping = MeshMapping.shard_2d(None, -1)
         self._all_reduce = partial(
             ccl.all_reduce,
@@ -248,9 +299,29 @@ class Attention2D(LightweightModule):
         pc_qkv, fidelity = cfg.decode_xqkv_prg_config, cfg.li_qkv_decode_compute_kernel_config
         xqkv = self._linear(x, self.wqkv, pc_qkv, fidelity, cfg.ccl_dtype, sharded)
         xqkv = self._add_decode_bias(self._all_reduce(xqkv, cluster_axis=COL_AXIS, memory_config=ttnn.L1_MEMORY_CONFIG))
-        attn = self._attend_decode(ttnn.typecast(xqkv, ttnn.bfloat16), current_pos, rot_mats, page_table)  # heads: bf16
+        own = ttnn.matmul(
+            self._user_slice, xqkv, dtype=ttnn.bfloat16, memory_config=ttnn.L1_MEMORY_CONFIG
+        )  # heads: bf16
         ttnn.deallocate(xqkv)
-        attn = ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG)
+        attn = self._attend_decode(own, current_pos, rot_mats, page_table)
+        gathered = ccl.all_gather(
+            cfg.tt_ccl,
+            ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG),
+            dim=2,
+            cluster_axis=COL_AXIS,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+            topology=cfg.topology,
+            num_links=cfg.num_all_gather_links,
+        )
+        ttnn.deallocate(attn)
+        attn = ttnn.matmul(
+            self._user_gather,
+            gathered,
+            core_grid=USER_SELECTION_CORE_GRID,
+            dtype=ttnn.bfloat16,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        ttnn.deallocate(gathered)
         out = self._linear(
             attn, self.wo, cfg.decode_wo_prg_config, cfg.li_o_decode_compute_kernel_config, cfg.ccl_dtype
         )
@@ -284,6 +355,21 @@ class Attention2D(LightweightModule):
         return self.prefill_forward(x, x.shape[-2], rot_mats, user_id, page_table, **prefill_kwargs)
 
     # --- steps -----------------------------------------------------------------------------------------------
+    def _serving_column_only(self, fill, cache, user_id):
+        """A prefill's K or V [1, heads, S, D] as the cache fill of user_id's slot: the new values on the mesh
+        column that decodes the user, the slot's current values elsewhere (new · mask + old · (1 - mask)). TTTv1
+        fills only that column's devices; ttnn 0.81's fill_cache fails on such a partial-mesh tensor."""
+        users = self.config.decode_users
+        slot, seq_len = user_id % users, fill.shape[2]
+        old = ttnn.slice(cache, (slot, 0, 0, 0), (slot + 1, cache.shape[1], seq_len, cache.shape[3]))
+        mask, keep = self._column_masks[user_id // users]
+        new = ttnn.mul(fill, mask, dtype=cache.dtype)
+        kept = ttnn.mul(old, keep, dtype=cache.dtype)  # old is not freed: slicing all of the cache returns the cache
+        out = ttnn.add(new, kept, dtype=cache.dtype)
+        for t in (new, kept):
+            ttnn.deallocate(t)
+        return out
+
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
             x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)

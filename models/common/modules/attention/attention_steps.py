@@ -112,7 +112,6 @@ def model_args_config(config_cls, mesh_device, args, state_dict, weight_cache_pa
         decode_xqkv_prg_config=mc["XQKV_DECODE_PROGCFG"],
         decode_create_qkv_heads_memcfg=mc["CREATE_QKV_DECODE_SHARD"],
         decode_sdpa_prg_config=mc["SDPA_DECODE_PROGCFG"],
-        decode_scores_memcfg=mc["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](args.max_batch_size),
         decode_wo_prg_config=mc["ATTN_OUTPUT_PROGCFG"],
         decode_residual_memcfg=mc["DECODE_RESIDUAL_MEMCFG"],
         prefill_xqkv_prg_config=mc["XQKV_PREFILL_PROGCFG"],
@@ -155,14 +154,14 @@ def validate_attention_shapes(cfg) -> None:
             )
 
 
-def allocate_kv_cache(cfg, n_local_kv_heads: int, users: int) -> tuple[ttnn.Tensor, ttnn.Tensor]:
-    """Zeroed K and V caches on every device: [users, local KV heads, max_seq_len, head_dim], or paged
+def allocate_kv_cache(cfg) -> tuple[ttnn.Tensor, ttnn.Tensor]:
+    """Zeroed K and V caches on every device: [decode users, local KV heads, max_seq_len, head_dim], or paged
     [max_num_blocks, local KV heads, block_size, head_dim] (TTTv1 init_kv_cache), in DRAM."""
     paged = cfg.paged_attention_config
     shape = (
-        (users, n_local_kv_heads, cfg.max_seq_len, cfg.head_dim)
+        (cfg.decode_users, cfg.n_local_kv_heads, cfg.max_seq_len, cfg.head_dim)
         if paged is None
-        else (paged.max_num_blocks, n_local_kv_heads, paged.block_size, cfg.head_dim)
+        else (paged.max_num_blocks, cfg.n_local_kv_heads, paged.block_size, cfg.head_dim)
     )
     return tuple(
         tensor_utils.from_host(
@@ -177,13 +176,17 @@ def allocate_kv_cache(cfg, n_local_kv_heads: int, users: int) -> tuple[ttnn.Tens
     )
 
 
-def bind_attention_variants(module, cfg, bias_mapping: MeshMapping, make_norm=None) -> None:
+def bind_attention_variants(
+    module, cfg, bias_mapping: MeshMapping, make_norm=None, users_mapping=None, serving_devices_only=None
+) -> None:
     """The static choices both Attention1D and Attention2D bind once: biases, q/k norms, dtype casts, paged or
-    contiguous KV cache, and the runtime checks that depend on them."""
+    contiguous KV cache, and the runtime checks that depend on them. Attention2D adds how decode users split over
+    the mesh (``users_mapping``, default replicated) and ``serving_devices_only(fill, cache, user_id)``, which keeps
+    a prefill's cache fill to the devices that decode the user (default: every device does)."""
     module._qkv_dtype = cfg.activation_dtype or ttnn.bfloat16
     module._sdpa_dtype = cfg.activation_dtype or ttnn.bfloat8_b
     module._wo_dtype = cfg.activation_dtype or ttnn.bfloat8_b
-    module.transformation_mats = transformation_matrices(cfg.mesh_device, cfg.max_batch_size)
+    module.transformation_mats = transformation_matrices(cfg.mesh_device, cfg.decode_users)
     module._to_bf16 = _identity if module._qkv_dtype == ttnn.bfloat16 else partial(ttnn.typecast, dtype=ttnn.bfloat16)
     module._to_cache_dtype = partial(ttnn.typecast, dtype=cfg.kv_cache_dtype)
     module._to_sdpa_dtype = partial(ttnn.typecast, dtype=module._sdpa_dtype)
@@ -208,12 +211,15 @@ def bind_attention_variants(module, cfg, bias_mapping: MeshMapping, make_norm=No
     paged = cfg.paged_attention_config is not None
     module._sdpa_decode = partial(_sdpa_decode_paged if paged else _sdpa_decode, module)
     module._fill_cache = partial(_fill_paged if paged else _fill_contiguous, module)
+    module._serving_devices_only = serving_devices_only or _all_devices
     module._sdpa_prefill = partial(_sdpa_prefill_paged if paged else _sdpa_prefill, module)
     module._attend_decode = partial(_attend_decode, module)
     module._attend_prefill = partial(_attend_prefill, module)
     module._check_decode_page_table = partial(_check_decode_page_table, cfg)
     module._check_prefill = partial(_check_prefill, cfg)
-    module._decode_positions = partial(_decode_positions, cfg)
+    # public: how decode inputs indexed by user (current_pos, a paged page_table's rows) lie over the mesh
+    module.users_mapping = users_mapping or MeshMapping.replicate()
+    module._decode_positions = partial(_decode_positions, cfg, module.users_mapping)
 
 
 def _attend_decode(module, xqkv, current_pos, rot_mats, page_table):
@@ -259,9 +265,9 @@ def _attend_prefill(module, xqkv, seq_len, rot_mats, user_id, page_table, chunk_
 
 def _create_heads_decode(cfg, xqkv):
     """[1, 1, 32, local qkv] bfloat16 L1-interleaved → q, k, v heads, one user per core; the reshape keeps the
-    32-row padding but makes the logical batch max_batch_size (TTTv1)."""
+    32-row padding but makes the logical batch this device's decode users (TTTv1)."""
     width = xqkv.shape[-1]
-    xqkv = ttnn.reshape(xqkv, (1, 1, cfg.max_batch_size, width), (1, 1, TILE_SIZE, width))
+    xqkv = ttnn.reshape(xqkv, (1, 1, cfg.decode_users, width), (1, 1, TILE_SIZE, width))
     heads = ttnn.experimental.nlp_create_qkv_heads_decode(
         xqkv,
         num_heads=cfg.n_local_heads,
@@ -326,7 +332,8 @@ def _fill_contiguous(module, k, v, seq_len, user_id, page_table, chunk_page_tabl
     shard = seq_len >= cfg.min_kv_prefill_shard_seqlen  # runtime: depends on seq_len
     for cache, fill in ((module.keys, k), (module.values, v)):
         sharded = ttnn.interleaved_to_sharded(fill, cfg.prefill_kv_memcfg(seq_len)) if shard else fill
-        ttnn.fill_cache(cache, sharded, user_id % cfg.max_batch_size)
+        sharded = module._serving_devices_only(sharded, cache, user_id)
+        ttnn.fill_cache(cache, sharded, user_id % cfg.decode_users)
         if shard:
             ttnn.deallocate(sharded)
 
@@ -366,7 +373,7 @@ def _sdpa_prefill_paged(module, q, k, v, seq_len, page_table, chunk_start_idx):
     )
 
 
-def _decode_positions(cfg, current_pos):
+def _decode_positions(cfg, users_mapping, current_pos):
     """Host positions are checked against max_seq_len and uploaded; a device tensor is taken as is."""
     if isinstance(current_pos, ttnn.Tensor):
         return current_pos
@@ -375,17 +382,18 @@ def _decode_positions(cfg, current_pos):
         raise ValueError(f"current_pos has {len(positions)} positions, expected one per user ({cfg.max_batch_size})")
     if max(positions) >= cfg.max_seq_len or min(positions) < 0:
         raise ValueError(f"decode position {max(positions)} is past max_seq_len {cfg.max_seq_len} (or negative)")
-    return upload_positions(positions, cfg.mesh_device)
+    return upload_positions(positions, cfg.mesh_device, users_mapping)
 
 
-def upload_positions(positions: list[int], mesh_device) -> ttnn.Tensor:
-    """Decode positions, one per user, as the int32 row-major tensor on every device that decode_forward takes."""
+def upload_positions(positions: list[int], mesh_device, users_mapping=None) -> ttnn.Tensor:
+    """Decode positions, one per user, as the int32 row-major tensor decode_forward takes: on every device
+    (``users_mapping`` None) or split as the module splits its decode users (its ``users_mapping``)."""
     return tensor_utils.from_host(
         tensor_utils.int_vector(positions),
         dtype=ttnn.int32,
         layout=ttnn.ROW_MAJOR_LAYOUT,
         device=mesh_device,
-        mesh_mapper=ttnn.ReplicateTensorToMesh(mesh_device),
+        mesh_mapper=(users_mapping or MeshMapping.replicate()).mapper(mesh_device),
     )
 
 
@@ -393,10 +401,11 @@ def _check_decode_page_table(cfg, page_table):
     paged = cfg.paged_attention_config
     if paged is None and page_table is not None:
         raise ValueError("a page_table was given, but this module has no paged_attention_config (contiguous cache)")
-    if paged is not None and (page_table is None or page_table.shape[0] != cfg.max_batch_size):
+    if paged is not None and (page_table is None or page_table.shape[0] != cfg.decode_users):
         got = None if page_table is None else tuple(page_table.shape)
         raise ValueError(
-            f"paged attention needs a page_table of shape ({cfg.max_batch_size}, blocks per user), got {got}"
+            f"paged attention needs a page_table of shape ({cfg.decode_users}, blocks per user) on each device, "
+            f"got {got}"
         )
 
 
@@ -439,3 +448,7 @@ def _cache(weight: LazyWeight, suffix: str) -> dict:
 
 def _identity(x):
     return x
+
+
+def _all_devices(fill, cache, user_id):
+    return fill

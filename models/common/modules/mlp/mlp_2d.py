@@ -71,6 +71,7 @@ class MLP2DConfig(SwiGLUConfig):
             ccl_dtype=args.ccl_dtype,
             decode_w1_w3_prg_config=mc["FF1_3_TG_PROGCFG"] if tg_decode_configs else None,
             decode_w2_prg_config=mc["FF2_TG_PROGCFG"] if tg_decode_configs else None,
+            decode_input_memcfg=mc["MLP_ACT_MEMCFG"],  # TTTv1's decoder reshards the MLP input to it on Galaxy
             **swiglu_model_args(args, state_dict, weight_cache_path, layer_num, state_dict_prefix),
         )
 

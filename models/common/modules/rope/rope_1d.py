@@ -45,18 +45,25 @@ class Rope1DConfig(ResolvableConfig):
 
     OPTIONAL_FIELDS = frozenset({"scaling"})
 
+    @property
+    def decode_users(self) -> int:
+        """Users each device decodes (Rope2D: a mesh column's share)."""
+        return self.max_batch_size
+
     def default_mesh_device(self):
         return ttnn.GetDefaultDevice()
 
     def default_decode_user_cores(self):
-        return user_cores(self.mesh_device, self.max_batch_size)
+        return user_cores(self.mesh_device, self.decode_users)
 
 
 class Rope1D:
     """``Rope1D(head_dim, max_seq_len, theta, scaling=None, max_batch_size=32, mesh_device=None)``."""
 
+    config_class = Rope1DConfig
+
     def __init__(self, head_dim: int, max_seq_len: int, theta: float, **overrides):
-        cfg = Rope1DConfig(head_dim=head_dim, max_seq_len=max_seq_len, theta=theta, **overrides).resolve()
+        cfg = self.config_class(head_dim=head_dim, max_seq_len=max_seq_len, theta=theta, **overrides).resolve()
         if head_dim % TILE_SIZE:
             raise ValueError(f"head_dim {head_dim} must be a multiple of {TILE_SIZE} for rotary_embedding_llama")
         self.config = cfg
@@ -70,19 +77,19 @@ class Rope1D:
         cos, sin = tensor_utils.rope_cos_sin(cfg.head_dim, table_rows, cfg.theta, scaling)
         self.cos, self.sin = (_replicated(t, cfg.mesh_device, ttnn.DRAM_MEMORY_CONFIG) for t in (cos, sin))
         self.decode_memcfg = pc.height_sharded_l1_memcfg((TILE_SIZE, cfg.head_dim), cfg.decode_user_cores)
-        self.transformation_mats = transformation_matrices(cfg.mesh_device, cfg.max_batch_size, cfg.decode_user_cores)
+        self.transformation_mats = transformation_matrices(cfg.mesh_device, cfg.decode_users, cfg.decode_user_cores)
 
     def decode_forward(self, positions) -> tuple[ttnn.Tensor, ttnn.Tensor]:
         """positions: one int per user (host sequence) or a [1, 32·k] uint32 row-major device tensor.
-        Returns (cos, sin), each [1, max_batch_size, 32, head_dim] height-sharded one user per core."""
+        Returns (cos, sin), each [1, decode_users, 32, head_dim] height-sharded one user per core."""
         cfg = self.config
         if not isinstance(positions, ttnn.Tensor):
             positions = self.position_indices(positions)
         rows = positions.shape[-1]
         cos, sin = (ttnn.embedding(positions, table, layout=ttnn.TILE_LAYOUT) for table in (self.cos, self.sin))
-        # [1, rows, head_dim] → [1, rows, 1 (32 padded), head_dim] → the first max_batch_size users
+        # [1, rows, head_dim] → [1, rows, 1 (32 padded), head_dim] → this device's decode_users users
         cos, sin = (ttnn.reshape(t, (1, rows, 1, cfg.head_dim)) for t in (cos, sin))
-        end = (1, cfg.max_batch_size, 1, cfg.head_dim)
+        end = (1, cfg.decode_users, 1, cfg.head_dim)
         cos, sin = (ttnn.slice(t, (0, 0, 0, 0), end) for t in (cos, sin))
         return tuple(ttnn.interleaved_to_sharded(t, self.decode_memcfg) for t in (cos, sin))
 
@@ -102,6 +109,10 @@ class Rope1D:
             raise ValueError(f"got {len(positions)} positions, expected one per user ({self.config.max_batch_size})")
         if max(positions) >= self.config.max_seq_len or min(positions) < 0:
             raise ValueError(f"positions must be in [0, {self.config.max_seq_len}), got {positions}")
+        return self._upload_indices(positions)
+
+    def _upload_indices(self, positions: list[int]) -> ttnn.Tensor:
+        """Every device looks up every user's position: one row, padded to whole tiles, replicated."""
         row = tensor_utils.int_rows(positions, math.ceil(len(positions) / TILE_SIZE) * TILE_SIZE)
         return tensor_utils.from_host(
             row,

@@ -206,3 +206,11 @@ def test_rotary_setup_tables_match_hf(model):
 def test_rotary_setup_rejects_unsupported_scaling():
     with pytest.raises(NotImplementedError, match="rope_scaling type 'yarn' is not supported"):
         compute_gather_cos_sin(64, 256, 10000.0, {"rope_type": "yarn", "factor": 4.0})
+
+
+def test_tttv1_attention_rejects_a_4x8_galaxy():
+    """TTTv1's Galaxy layout is 8x4 (as upstream); a 4x8 mesh gets a clear error before anything is built."""
+    mesh = HostMesh.for_shape((4, 8))
+    args = ModelArgs(mesh, hf_model=SMALL, max_seq_len=MAX_SEQ_LEN)
+    with pytest.raises(ValueError, match="not 4x8: open the mesh as 8x4, or use TTTv2's Attention2D"):
+        Attention(mesh, None, args, {}, None, 0, ttnn.bfloat8_b, {}, args)

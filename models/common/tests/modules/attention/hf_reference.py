@@ -12,6 +12,7 @@ from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention, Qwen3Rotary
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
+from models.common.modules.rope.rope_2d import Rope2D
 from models.tt_transformers.tt import reference as tttv1_reference
 
 BLOCK_SIZE = 64  # page size of the paged cases (upstream TTTv2 tests)
@@ -60,7 +61,7 @@ def hf_layer(model: str, seed=0):
 
 def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged):
     """``attention_cls`` (Attention1D / Attention2D) from the HF layer's weights (the HF → TTNN fusion runs on host
-    inside from_hf) and a Rope1D with the model's rotary settings."""
+    inside from_hf) and a Rope1D (Rope2D on a Galaxy) with the model's rotary settings."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kw = dict(n_heads=config.num_attention_heads, n_kv_heads=config.num_key_value_heads, head_dim=head_dim)
     if layer.q_proj.bias is not None:
@@ -77,8 +78,8 @@ def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged
 
 
 def rope_for(config, head_dim, max_seq_len, mesh, max_batch_size):
-    """A Rope1D with the HF config's rotary settings (transformers 5: rope_theta and rope_scaling in one dict,
-    ``rope_parameters``)."""
+    """A Rope1D (Rope2D on a 2D mesh: decode users split over its columns) with the HF config's rotary settings
+    (transformers 5: rope_theta and rope_scaling in one dict, ``rope_parameters``)."""
     rope_parameters = config.rope_parameters
     llama3 = None
     if rope_parameters["rope_type"] == "llama3":
@@ -89,7 +90,8 @@ def rope_for(config, head_dim, max_seq_len, mesh, max_batch_size):
             rope_parameters["original_max_position_embeddings"],
         )
     theta = rope_parameters["rope_theta"]
-    return Rope1D(head_dim, max_seq_len, theta, scaling=llama3, max_batch_size=max_batch_size, mesh_device=mesh)
+    rope_cls = Rope2D if min(tuple(mesh.shape)) > 1 else Rope1D
+    return rope_cls(head_dim, max_seq_len, theta, scaling=llama3, max_batch_size=max_batch_size, mesh_device=mesh)
 
 
 def page_table(mesh, users, max_seq_len, seed=0):
@@ -99,13 +101,11 @@ def page_table(mesh, users, max_seq_len, seed=0):
     return table, device_int(mesh, table)
 
 
-def device_int(mesh, table):
+def device_int(mesh, table, users_mapping=None):
+    """An int32 table on every device, or with its user rows laid out as ``users_mapping`` (a module's)."""
+    mapper = users_mapping.mapper(mesh) if users_mapping else ttnn.ReplicateTensorToMesh(mesh)
     return ttnn.from_torch(
-        table.contiguous(),
-        dtype=ttnn.int32,
-        layout=ttnn.ROW_MAJOR_LAYOUT,
-        device=mesh,
-        mesh_mapper=ttnn.ReplicateTensorToMesh(mesh),
+        table.contiguous(), dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, device=mesh, mesh_mapper=mapper
     )
 
 
@@ -121,8 +121,10 @@ def reference(layer, rotary, segments, cache):
     return torch.cat(outputs, dim=1)
 
 
-DECODE_BATCH = 32  # TTTv1's decode batch (one tile of users); only the first DECODE_USERS hold a conversation
-DECODE_USERS = 2  # at different positions (their prompt lengths differ); the reference runs only these
+DECODE_BATCH = 32  # TTTv1's decode batch (one tile of users); only DECODE_USER_IDS hold a conversation
+# at different positions (their prompt lengths differ); the reference runs only these. On a Galaxy they belong to
+# different mesh columns (8x4: columns 0 and 1, 4x8: columns 0 and 2), whose KV caches hold only their own users
+DECODE_USER_IDS = (0, 9)
 DECODE_STEPS = 2
 STANDARD, PAGED, CHUNKED = "standard", "paged", "paged-chunked"
 MODEL_ARGS_PROMPT = 128  # prompt length of the from_model_args checks (fits their max_seq_len 256)
@@ -159,28 +161,32 @@ def check_prefill(attention_cls, mesh, model, seq_len, variant, to_host, referen
 
 
 def check_decode(attention_cls, mesh, model, prompt_len, variant, to_host, reference_check):
-    """Prefill DECODE_USERS users with prompts of different lengths, then DECODE_STEPS decode steps of the batch."""
+    """Prefill the DECODE_USER_IDS users with prompts of different lengths, then DECODE_STEPS decode steps of the
+    batch. A paged decode takes the page table's rows laid out as the module splits its users."""
     config, layer, rotary = hf_layer(model)
-    users = DECODE_USERS
-    lengths = [prompt_len * (u + 1) for u in range(users)]
+    lengths = [prompt_len * (i + 1) for i in range(len(DECODE_USER_IDS))]
     max_seq_len = max(lengths) + prompt_len  # room for the decode steps, whole blocks
     attention, rope = build(attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED)
-    table = page_table(mesh, DECODE_BATCH, max_seq_len)[1] if variant == PAGED else None
-    caches = [DynamicCache(config=config) for _ in range(users)]
-    for user, length in enumerate(lengths):
+    host_table, table = page_table(mesh, DECODE_BATCH, max_seq_len) if variant == PAGED else (None, None)
+    decode_table = device_int(mesh, host_table, attention.users_mapping) if variant == PAGED else None
+    caches = [DynamicCache(config=config) for _ in DECODE_USER_IDS]
+    for user, length, cache in zip(DECODE_USER_IDS, lengths, caches, strict=True):
         prompt = torch.randn(1, length, config.hidden_size)
-        reference(layer, rotary, [prompt], caches[user])
+        reference(layer, rotary, [prompt], cache)
         attention.prefill_forward(
             LazyWeight(prompt[None]), length, rope.prefill_forward(length), user_id=user, page_table=table
         )
+    users = list(DECODE_USER_IDS)
     for step in range(DECODE_STEPS):
-        tokens = torch.randn(users, 1, config.hidden_size)
-        positions = [length + step for length in lengths] + [0] * (DECODE_BATCH - users)  # idle users at 0
-        expected = torch.cat([reference(layer, rotary, [tokens[u : u + 1]], caches[u]) for u in range(users)])
+        tokens = torch.randn(len(users), 1, config.hidden_size)
+        positions = [0] * DECODE_BATCH  # idle users at 0
+        for user, length in zip(users, lengths, strict=True):
+            positions[user] = length + step
+        expected = torch.cat([reference(layer, rotary, [t[None]], c) for t, c in zip(tokens, caches, strict=True)])
         x = torch.zeros(1, 1, 32, config.hidden_size)
-        x[0, 0, :users] = tokens[:, 0]
-        out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions), table)
-        reference_check(expected[:, 0], to_host(out, mesh)[0, 0, :users], min_pcc=0.99)
+        x[0, 0, users] = tokens[:, 0]
+        out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions), decode_table)
+        reference_check(expected[:, 0], to_host(out, mesh)[0, 0, users], min_pcc=0.99)
 
 
 def check_model_args_forwards(attention, args, mesh, to_host, reference_check):
@@ -209,7 +215,8 @@ def check_tttv1_configs(cfg, model_config, pairs):
     decode scores memory config and the prefill wo / SDPA program configs over CONFIG_SEQ_LENS."""
     for key, ours in pairs.items():
         assert repr(ours) == repr(model_config[key]), key
-    assert repr(cfg.decode_scores_memcfg) == repr(model_config["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](DECODE_BATCH))
+    scores = model_config["SCORES_BATCHED_MM_OUTPUT_MEMCFG"](cfg.decode_users)  # TTTv1: batch_size_per_device_group
+    assert repr(cfg.decode_scores_memcfg) == repr(scores)
     for seq_len in CONFIG_SEQ_LENS:
         assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(model_config["WO_PREFILL_PROGCFG"](seq_len))
         assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(model_config["SDPA_PROGCFG"](seq_len))

@@ -239,7 +239,7 @@ def test_bad_inputs_get_one_clear_error(ttnn_mesh_device):
     with pytest.raises(ValueError, match="no paged_attention_config"):
         attention.decode_forward(token, idle, None, page_table=object())
     table, full_table = page_table(mesh, DECODE_BATCH, 256)
-    with pytest.raises(ValueError, match=r"page_table of shape \(32, blocks per user\), got None"):
+    with pytest.raises(ValueError, match=r"page_table of shape \(32, blocks per user\) on each device, got None"):
         paged.decode_forward(token, idle, None)
     one_user = device_int(mesh, table[:1])
     with pytest.raises(ValueError, match=r"2D page_table with a row for user 1, got \(1, 4\)"):

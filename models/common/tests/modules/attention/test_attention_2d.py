@@ -20,7 +20,9 @@ from models.common.tests.modules.attention.hf_reference import (
     check_model_args_forwards,
     check_prefill,
     check_tttv1_configs,
+    device_int,
     hf_layer,
+    page_table,
 )
 
 
@@ -65,6 +67,12 @@ def test_galaxy_defaults_split_heads_over_rows():
 def test_galaxy_rejects_heads_that_do_not_split_over_rows():
     with pytest.raises(ValueError, match=r"n_heads \(28\) and n_kv_heads \(4\) must both divide over 8"):
         _config((3584, 28, 4, 128), (8, 4)).resolve()
+    # decode users split over the mesh columns: 8 per column on 8x4, 4 on 4x8; a single user is column 0's
+    assert [_config((2048, 32, 8, 64), shape).resolve().decode_users for shape in ((8, 4), (4, 8))] == [8, 4]
+    assert _config((2048, 32, 8, 64), (4, 8), max_batch_size=1).resolve().decode_users == 1
+    for batch in (6, 64):
+        with pytest.raises(ValueError, match=f"max_batch_size {batch} must be 1 or a multiple of the 4 mesh columns"):
+            _config((2048, 32, 8, 64), (8, 4), max_batch_size=batch).resolve()
 
 
 MESHES_2D = [(8, 4), (4, 8)]
@@ -116,6 +124,16 @@ def test_attention_2d_bad_input_and_dispatcher(ttnn_mesh_device):
     assert [tuple(t.shape) for t in ttnn.get_device_tensors(out)] == [(1, 1, 128, 512)] * 32
     positions = [128] * DECODE_BATCH
     out = attention.forward(LazyWeight(torch.zeros(1, 1, 32, 2048)), positions, rope.decode_forward(positions))
+    assert [tuple(t.shape) for t in ttnn.get_device_tensors(out)] == [(1, 1, 32, 512)] * 32
+    # a paged decode takes each column's rows of the page table (users_mapping), not the whole table
+    paged, _ = build(Attention2D, mesh, config, layer, DECODE_BATCH, 256, paged=True)
+    host_table, whole = page_table(mesh, DECODE_BATCH, 256)
+    with pytest.raises(ValueError, match=r"page_table of shape \(8, blocks per user\) on each device, got \(32, 4\)"):
+        paged.decode_forward(LazyWeight(torch.zeros(1, 1, 32, 2048)), positions, rope.decode_forward(positions), whole)
+    split = device_int(mesh, host_table, paged.users_mapping)
+    out = paged.decode_forward(
+        LazyWeight(torch.zeros(1, 1, 32, 2048)), positions, rope.decode_forward(positions), split
+    )
     assert [tuple(t.shape) for t in ttnn.get_device_tensors(out)] == [(1, 1, 32, 512)] * 32
 
 

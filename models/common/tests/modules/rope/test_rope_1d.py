@@ -10,6 +10,7 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from models.common import tensor_utils
 from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
+from models.common.modules.rope.rope_2d import Rope2D
 
 LLAMA_3_2_1B_SCALING = Llama3RopeScaling(32.0, 1.0, 4.0, 8192)  # HF config.json rope_scaling of Llama-3.2-1B
 
@@ -59,3 +60,26 @@ def test_rope_lookups(ttnn_mesh_device):
         rope.decode_forward([0, 1, 2, 256])
     with pytest.raises(ValueError, match="head_dim 80 must be a multiple of 32"):
         Rope1D(80, 256, 10000.0, mesh_device=ttnn_mesh_device)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4), (4, 8)], ids=["8x4", "4x8"], indirect=True)
+def test_rope_2d_splits_users_over_mesh_columns(ttnn_mesh_device):
+    """Rope2D: mesh column c gets the rotary rows of users c·n .. (c+1)·n - 1 (n = 32 / columns); every mesh row the
+    same. Values read back are the shadow's on the mock tier."""
+    mesh = ttnn_mesh_device
+    _, cols = tuple(mesh.shape)
+    rope = Rope2D(64, 256, 500000.0, mesh_device=mesh)
+    positions = list(range(0, 2 * 32, 2))  # user u at position 2u
+    cos, _ = rope.decode_forward(positions)
+    users = 32 // cols
+    assert rope.config.decode_users == users and cos.memory_config() == rope.decode_memcfg
+    table, _ = tensor_utils.rope_cos_sin(64, 256, 500000.0, None)
+    for index, device_cos in enumerate(ttnn.get_device_tensors(cos)):
+        col = index % cols
+        assert tuple(device_cos.shape) == (1, users, 1, 64)
+        expected = table[0, 0, positions[col * users : (col + 1) * users]]
+        torch.testing.assert_close(ttnn.to_torch(device_cos)[0, :, 0].float(), expected, atol=1e-2, rtol=0)
+    single = Rope2D(64, 256, 500000.0, max_batch_size=1, mesh_device=mesh)  # one user: its position everywhere
+    assert single.config.decode_users == 1 and tuple(single.decode_forward([7])[0].shape) == (1, 1, 1, 64)
+    with pytest.raises(ValueError, match=f"max_batch_size 6 must be 1 or a multiple of the {cols} mesh columns"):
+        Rope2D(64, 256, 500000.0, max_batch_size=6, mesh_device=mesh)
