@@ -204,7 +204,7 @@ class Attention2D(LightweightModule):
     ) -> "Attention2D":
         """Build from a TTTv1 ModelArgs of a Galaxy (``attention_steps.model_args_config``: weights fused per mesh
         row, dtypes, fidelities, TG model_config keys) with its Galaxy CCL settings. The module builds its own KV
-        cache (every device holds all users: see the module docstring)."""
+        cache (each mesh column holds its own users, as TTTv1's)."""
         shape = tuple(args.cluster_shape)
         if shape != TTTV1_GALAXY_MESH:
             raise ValueError(

@@ -8,7 +8,9 @@ import torch
 import ttnn
 
 from models.common.modules.attention.attention_1d import Attention1D
+from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.mlp.mlp_1d import MLP1D
+from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.modules.tt_ccl import get_tt_ccl
 from models.tt_transformers.tt import load_checkpoints, reference
@@ -20,6 +22,7 @@ SMALL, LARGE = "Llama-3.2-1B-Instruct", "Llama-3.1-70B-Instruct"
 BATCH = 32  # TTTv1 decodes one tile of users
 MAX_SEQ_LEN = 256
 PREFILL_LEN = 128
+DECODE_STEPS = 3
 # Accuracy mode keeps BFP4 MLP weights for 70B-class models (model_config LARGE_BFP4_MODELS): 0.98, as TTTv1's MLP test
 MIN_PCC = {SMALL: 0.99, LARGE: 0.98}
 SWAPS = {
@@ -29,6 +32,8 @@ SWAPS = {
     "attention1d": {"attention": Attention1D.from_model_args},
 }
 SWAPS["all-tttv2"] = {key: builder for swap in SWAPS.values() for key, builder in swap.items()}
+# On a Galaxy: Attention2D and MLP2D; the norms stay TTTv1's distributed norm (RMSNorm1D is 1D-only)
+SWAPS["all-tttv2-2d"] = {"attention": Attention2D.from_model_args, "feed_forward": MLP2D.from_model_args}
 CASES = [
     pytest.param((1, 1), SMALL, "tttv1", id="1x1-llama-1b-tttv1"),
     pytest.param((1, 8), SMALL, "tttv1", id="1x8-llama-1b-tttv1"),
@@ -37,6 +42,8 @@ CASES = [
     pytest.param((1, 8), SMALL, "attention1d", id="1x8-llama-1b-attention1d"),
     pytest.param((1, 1), SMALL, "all-tttv2", id="1x1-llama-1b-all-tttv2"),
     pytest.param((1, 2), SMALL, "all-tttv2", id="1x2-llama-1b-all-tttv2", marks=pytest.mark.slow),
+    pytest.param((8, 4), SMALL, "tttv1", id="8x4-llama-1b-tttv1"),
+    pytest.param((8, 4), SMALL, "all-tttv2-2d", id="8x4-llama-1b-all-tttv2-2d"),
     pytest.param((1, 8), LARGE, "tttv1", id="1x8-llama-70b-tttv1", marks=pytest.mark.slow),
     pytest.param((1, 8), LARGE, "all-tttv2", id="1x8-llama-70b-all-tttv2", marks=pytest.mark.slow),
 ]
@@ -71,10 +78,12 @@ def test_tttv1_decoder(ttnn_mesh_device, model, swap, reference_check):
     args.n_layers = 1
     weights = _layer_weights(args)
     args.hf_state_dict = lambda: weights  # load_state_dict and the HF reference read these
-    # Rotary embedding and KV-cache update one at a time: the mock tier's shadow execution has no golden for the
-    # fused Q/K ops yet (test_tttv1_attention.py runs them, marked xfail)
-    args.use_qk_fused = False
-    rope = RotarySetup(mesh, BATCH, args.head_dim, MAX_SEQ_LEN, args.rope_theta, args.rope_scaling)
+    # TTTv1 rotates Q and K in one fused op (RotarySetup doubles the users) except on a Galaxy, where its RotarySetup
+    # rejects 32 users for the fused op (as upstream); TTTv2 attention rotates them one at a time
+    args.use_qk_fused = args.use_qk_fused and not args.is_galaxy and "attention" not in SWAPS[swap]
+    rope = RotarySetup(
+        mesh, BATCH, args.head_dim, MAX_SEQ_LEN, args.rope_theta, args.rope_scaling, use_qk_fused=args.use_qk_fused
+    )
     block = TransformerBlock(
         args, mesh, get_tt_ccl(mesh), ttnn.bfloat8_b, args.load_state_dict(), 0, None, rope.get_both_trans_mats(),
         **SWAPS[swap],
@@ -93,12 +102,19 @@ def test_tttv1_decoder(ttnn_mesh_device, model, swap, reference_check):
     out = block(tt_x, None, rot_mats, user_id=0, mode="prefill")
     reference_check(hf(x, 0)[0], _to_host(out, mesh, args, PREFILL_LEN), min_pcc=MIN_PCC[model])
 
-    # decode every user at the next position (only user 0 has a history the reference knows)
-    x = torch.randn(BATCH, 1, args.dim)
-    positions = torch.full((BATCH,), PREFILL_LEN, dtype=torch.int32)
-    replicated = ttnn.ReplicateTensorToMesh(mesh)
-    current_pos = ttnn.from_torch(positions, device=mesh, dtype=ttnn.int32, mesh_mapper=replicated)
-    tt_x = args.prepare_residual_tensor_decode(x, args.model_config["DECODE_RESIDUAL_MEMCFG"])
-    out = block(tt_x, current_pos, rope.get_rot_mats(positions), mode="decode")
-    assert out.memory_config() == args.model_config["DECODE_RESIDUAL_MEMCFG"]
-    reference_check(hf(x[:1], PREFILL_LEN)[0], _to_host(out, mesh, args, 1), min_pcc=MIN_PCC[model])
+    # decode every user at the next positions (only user 0 has a history the reference knows)
+    for step in range(DECODE_STEPS):
+        x = torch.randn(BATCH, 1, args.dim)
+        positions = torch.full((BATCH,), PREFILL_LEN + step, dtype=torch.int32)
+        tt_x = args.prepare_residual_tensor_decode(x, args.model_config["DECODE_RESIDUAL_MEMCFG"])
+        out = block(tt_x, _positions(mesh, args, positions), rope.get_rot_mats(positions), mode="decode")
+        assert out.memory_config() == args.model_config["DECODE_RESIDUAL_MEMCFG"]
+        reference_check(hf(x[:1], PREFILL_LEN + step)[0], _to_host(out, mesh, args, 1), min_pcc=MIN_PCC[model])
+
+
+def _positions(mesh, args, positions):
+    """Each user's position, int32 on device; on a Galaxy each mesh column holds its own users' (TTTv1 TG and
+    Attention2D split the decode batch over the columns)."""
+    dims = (None, 0) if args.is_galaxy else (None, None)
+    mapper = ttnn.ShardTensor2dMesh(mesh, dims=dims, mesh_shape=args.cluster_shape)
+    return ttnn.from_torch(positions, device=mesh, dtype=ttnn.int32, mesh_mapper=mapper)
