@@ -87,7 +87,6 @@ def test_transformer_logits_match_hf(ttnn_mesh_device, swap, reference_check):
     args.n_layers = 1
     weights = dict(args.hf_state_dict())  # drawn once for the model and the reference
     args.hf_state_dict = lambda: weights
-    args.use_qk_fused = False  # the mock tier's shadow execution has no golden for the fused Q/K ops yet
     model = Transformer(args, ttnn.bfloat8_b, mesh, args.load_state_dict(), None, **SWAPS[swap])
     prompt = torch.randint(args.vocab_size, (PROMPT_LEN,), generator=torch.Generator().manual_seed(0))
 
