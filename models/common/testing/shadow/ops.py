@@ -91,6 +91,15 @@ def embedding_dtype(args, kwargs, first):
     return input_dtype(1)(args, kwargs, first) if dtype is None else dtype
 
 
+def to_memory_config_dtype(args, kwargs, first):
+    """``dtype`` (keyword or third argument), except that ttnn returns the input itself, ignoring ``dtype``, when it
+    already has the requested memory config (measured on ttnn 0.81.1: L1 bfloat16 → L1 with bfloat8_b stays
+    bfloat16; L1 → DRAM with bfloat8_b converts)."""
+    if argument(args, kwargs, "memory_config", 1) == args[0].memory_config():
+        return first.dtype
+    return dtype_from("dtype", 2)(args, kwargs, first)
+
+
 def fast_reduce_nc(x, *args, dims, **_):
     """The sum over ``dims`` (N and / or C), each kept with size 1. tt-metal
     tests/tt_eager/python_api_testing/unit_testing/misc/test_fast_reduce_nc.py (``torch.sum(torch_input, dims,
@@ -102,7 +111,7 @@ _ELTWISE_DROP = ("memory_config", "output_tensor", "queue_id", "use_legacy", "su
 
 TABLE = {
     # storage moves: values unchanged, possibly a new dtype
-    "ttnn.to_memory_config": OpSpec(identity, moves=keeps_blocks),
+    "ttnn.to_memory_config": OpSpec(identity, dtype=to_memory_config_dtype, moves=keeps_blocks),
     "ttnn.interleaved_to_sharded": OpSpec(identity, dtype=dtype_from("output_dtype", 3), moves=keeps_blocks),
     "ttnn.sharded_to_interleaved": OpSpec(identity, dtype=dtype_from("output_dtype", 2), moves=keeps_blocks),
     "ttnn.typecast": OpSpec(identity, dtype=dtype_from("dtype", 1), moves=keeps_blocks),

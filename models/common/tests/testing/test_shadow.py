@@ -136,6 +136,23 @@ def test_block_float_round_trip(ttnn_mesh_device, dtype, tmp_path):
         assert list(tmp_path.glob("w.*.tensorbin"))
 
 
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_to_memory_config_dtype_follows_ttnn(ttnn_mesh_device):
+    """ttnn.to_memory_config converts to ``dtype`` (keyword or positional) only when it moves the tensor: a tensor
+    already in the requested memory config comes back as is. The shadow predicts both (its drift check would
+    raise otherwise)."""
+    mesh = ttnn_mesh_device
+    x = torch.randn(1, 1, ROWS, DIM)
+    with shadow_execution():
+        tx = _put(mesh, x, memory_config=ttnn.L1_MEMORY_CONFIG)
+        assert ttnn.to_memory_config(tx, ttnn.L1_MEMORY_CONFIG, ttnn.bfloat8_b).dtype == ttnn.bfloat16
+        moved = ttnn.to_memory_config(tx, ttnn.DRAM_MEMORY_CONFIG, ttnn.bfloat8_b)
+        assert moved.dtype == moved.golden.dtype == ttnn.bfloat8_b
+        assert ttnn.to_memory_config(tx, memory_config=ttnn.DRAM_MEMORY_CONFIG, dtype=ttnn.bfloat8_b).golden.dtype == (
+            ttnn.bfloat8_b
+        )
+
+
 @pytest.mark.parametrize("ttnn_mesh_device", MULTI, ids=MULTI_IDS, indirect=True)
 def test_replicas_share_storage(ttnn_mesh_device):
     """Devices holding the same values share one torch tensor, bfloat16 for bfloat16 and block floats: a replicated
