@@ -151,6 +151,23 @@ def test_to_memory_config_dtype_follows_ttnn(ttnn_mesh_device):
         assert ttnn.to_memory_config(tx, memory_config=ttnn.DRAM_MEMORY_CONFIG, dtype=ttnn.bfloat8_b).golden.dtype == (
             ttnn.bfloat8_b
         )
+        # width-sharded block floats out to L1 in bfloat16, as TTTv1's Galaxy all-reduce casts its input
+        cores = 4  # any core count dividing DIM / 32 tiles: one shard of whole tiles per core
+        width = ttnn.create_sharded_memory_config(
+            (ROWS, DIM // cores),
+            ttnn.CoreGrid(y=1, x=cores),
+            ttnn.ShardStrategy.WIDTH,
+            use_height_and_width_as_shard_shape=True,
+        )
+        sharded = _put(mesh, x, ttnn.bfloat8_b, memory_config=width)
+        assert ttnn.to_memory_config(sharded, ttnn.L1_MEMORY_CONFIG, ttnn.bfloat16).golden.dtype == ttnn.bfloat16
+        assert ttnn.to_memory_config(sharded, width, ttnn.bfloat16).golden.dtype == ttnn.bfloat8_b
+        # into an output tensor ttnn copies even to the same memory config, and converts
+        out = _put(mesh, x, ttnn.bfloat8_b, memory_config=ttnn.L1_MEMORY_CONFIG)
+        copied = ttnn.to_memory_config(tx, ttnn.L1_MEMORY_CONFIG, ttnn.bfloat8_b, output_tensor=out)
+        assert copied.golden.dtype == ttnn.bfloat8_b
+        stored = ttnn.to_torch(ttnn.from_torch(x.bfloat16(), dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT)).float()
+        assert torch.equal(_per_device(mesh, copied)[0], stored)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", MULTI, ids=MULTI_IDS, indirect=True)
