@@ -92,10 +92,15 @@ def embedding_dtype(args, kwargs, first):
 
 
 def to_memory_config_dtype(args, kwargs, first):
-    """``dtype`` (keyword or third argument), except that ttnn returns the input itself, ignoring ``dtype``, when it
-    already has the requested memory config (measured on ttnn 0.81.1: L1 bfloat16 → L1 with bfloat8_b stays
+    """``ttnn.to_memory_config(tensor, memory_config, dtype=None, output_tensor=None)``: ``dtype`` (keyword or third
+    argument) if given, else the input's; except that without an ``output_tensor`` ttnn returns the input itself
+    (same buffer), ignoring ``dtype``, when it already has the requested memory config. With an ``output_tensor`` it
+    always copies, into ``dtype`` (ttnn checks the output tensor has it). Measured on ttnn 0.81.1 (the op's C++ is
+    not in the wheel) for DRAM / L1 interleaved, width- / height-sharded inputs and targets and bfloat16 / bfloat8_b
+    inputs: sharded → interleaved honours ``dtype`` like every other move (L1 bfloat16 → L1 with bfloat8_b stays
     bfloat16; L1 → DRAM with bfloat8_b converts)."""
-    if argument(args, kwargs, "memory_config", 1) == args[0].memory_config():
+    unchanged = argument(args, kwargs, "memory_config", 1) == argument(args, kwargs, "tensor", 0).memory_config()
+    if unchanged and argument(args, kwargs, "output_tensor", 3) is None:
         return first.dtype
     return dtype_from("dtype", 2)(args, kwargs, first)
 
