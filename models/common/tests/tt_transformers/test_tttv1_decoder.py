@@ -36,6 +36,7 @@ SWAPS["all-tttv2"] = {key: builder for swap in SWAPS.values() for key, builder i
 SWAPS["all-tttv2-2d"] = {"attention": Attention2D.from_model_args, "feed_forward": MLP2D.from_model_args}
 CASES = [
     pytest.param((1, 1), SMALL, "tttv1", id="1x1-llama-1b-tttv1"),
+    pytest.param((1, 2), SMALL, "tttv1", id="1x2-llama-1b-tttv1"),
     pytest.param((1, 8), SMALL, "tttv1", id="1x8-llama-1b-tttv1"),
     pytest.param((1, 8), SMALL, "mlp1d", id="1x8-llama-1b-mlp1d"),
     pytest.param((1, 8), SMALL, "rmsnorm1d", id="1x8-llama-1b-rmsnorm1d"),
