@@ -59,9 +59,10 @@ def tt_all_reduce(
 
     input_mem_cfg = input_tensor.memory_config()
     if input_tensor.dtype != dtype:
+        # typecast to L1 interleaved. Upstream then moves it into ``memory_config``, the gathered output's shard spec
+        # (cluster-axis size x the rows): ttnn 0.81.1 rejects that for the un-gathered input (TTTv1's Galaxy MLP
+        # decode below dim 8192), so the all-gather reads it interleaved and writes ``memory_config`` itself
         input_tensor = ttnn.to_memory_config(input_tensor, ttnn.L1_MEMORY_CONFIG, dtype)
-        if sharded and memory_config is not None:
-            input_tensor = ttnn.to_memory_config(input_tensor, memory_config, dtype)
     if not sharded:
         input_tensor = ttnn.to_memory_config(input_tensor, ttnn.DRAM_MEMORY_CONFIG)
 

@@ -44,9 +44,9 @@ CASES = [
     pytest.param((1, 1), SMALL, "all-tttv2", id="1x1-llama-1b-all-tttv2"),
     pytest.param((1, 8), SMALL, "all-tttv2", id="1x8-llama-1b-all-tttv2"),
     pytest.param((1, 2), SMALL, "all-tttv2", id="1x2-llama-1b-all-tttv2", marks=pytest.mark.slow),
-    # TTTv1's own Galaxy layer runs 70B here: below dim 8192 its decode MLP all-reduce moves a 32-row tensor into the
-    # gathered output's 128-row shard spec, which ttnn 0.81.1 rejects (upstream ccl.tt_all_reduce does the same)
+    # TTTv1's own Galaxy layer at dim 8192 (composite all-reduces) and below it (all-gather + fast_reduce_nc)
     pytest.param((8, 4), LARGE, "tttv1", id="8x4-llama-70b-tttv1"),
+    pytest.param((8, 4), SMALL, "tttv1", id="8x4-llama-1b-tttv1"),
     pytest.param((8, 4), LARGE, "all-tttv2-2d", id="8x4-llama-70b-all-tttv2-2d", marks=pytest.mark.slow),
     pytest.param((8, 4), SMALL, "all-tttv2-2d", id="8x4-llama-1b-all-tttv2-2d"),
     pytest.param((1, 8), LARGE, "tttv1", id="1x8-llama-70b-tttv1", marks=pytest.mark.slow),
