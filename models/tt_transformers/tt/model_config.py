@@ -430,7 +430,9 @@ class ModelArgs:
         self.sliding_window = getattr(config, "sliding_window", None)
         self.layer_types = getattr(config, "layer_types", None)
         self.rms_norm_add_unit_offset = False
-        self.use_qk_fused = not self.is_multimodal  # decode: fused Q/K rotary embedding and paged cache update
+        # decode: fused Q/K rotary embedding and paged cache update. Not on a Galaxy: there TTTv1's RotarySetup splits
+        # the doubled users over the mesh columns and then rejects every batch's positions (upstream asserts the same)
+        self.use_qk_fused = not self.is_multimodal and not self.is_galaxy
         self.mlp_activation_type = _activation_type(config.hidden_act)
 
         # Llama vision models: upstream drops "-Vision" and marks 70B/90B for the Galaxy XQKV config

@@ -83,9 +83,8 @@ def test_tttv1_decoder(ttnn_mesh_device, model, swap, reference_check):
     args.n_layers = 1
     weights = _layer_weights(args)
     args.hf_state_dict = lambda: weights  # load_state_dict and the HF reference read these
-    # TTTv1 rotates Q and K in one fused op (RotarySetup doubles the users) except on a Galaxy, where its RotarySetup
-    # rejects 32 users for the fused op (as upstream); TTTv2 attention rotates them one at a time
-    args.use_qk_fused = args.use_qk_fused and not args.is_galaxy and "attention" not in SWAPS[swap]
+    # TTTv1 rotates Q and K in one fused op off a Galaxy (ModelArgs.use_qk_fused); TTTv2 attention one at a time
+    args.use_qk_fused = args.use_qk_fused and "attention" not in SWAPS[swap]
     rope = RotarySetup(
         mesh, BATCH, args.head_dim, MAX_SEQ_LEN, args.rope_theta, args.rope_scaling, use_qk_fused=args.use_qk_fused
     )

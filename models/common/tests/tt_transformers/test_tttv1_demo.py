@@ -45,6 +45,7 @@ SWAPS = {
 }
 TRANSFORMER_CASES = [
     pytest.param((1, 8), "tttv1", id="1x8-tttv1"),
+    pytest.param((8, 4), "tttv1", id="8x4-tttv1"),
     pytest.param((1, 1), "all-tttv2", id="1x1-all-tttv2", marks=pytest.mark.slow),
 ]
 SCRIPT = REPO_ROOT / "run_tttv1_simple_demos.sh"
