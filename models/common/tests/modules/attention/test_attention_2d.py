@@ -80,6 +80,7 @@ CASES = [
     pytest.param((8, 4), "Llama-3.3-70B", "prefill", 128, STANDARD),
     pytest.param((8, 4), "Llama-3.1-8B", "decode", 128, STANDARD),
     pytest.param((4, 8), "Qwen3-32B", "prefill", 256, CHUNKED),
+    pytest.param((4, 8), "Llama-3.2-1B", "decode", 128, STANDARD),  # 4 users per column, 2 KV heads per device
     pytest.param((4, 8), "Llama-3.1-8B", "decode", 128, PAGED, marks=pytest.mark.slow),
     pytest.param((8, 4), "Llama-3.3-70B", "decode", 128, STANDARD, marks=pytest.mark.slow),
     pytest.param((8, 4), "Llama-3.3-70B", "prefill", 2048, PAGED, marks=pytest.mark.slow),
