@@ -20,6 +20,7 @@ import math
 import torch
 import ttnn
 
+from models.common import tensor_utils
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
@@ -98,15 +99,18 @@ class Attention(LightweightModule):
 
         if self.TG:
             # all-gather cannot move less than a tile yet: matmuls select each column's users instead
+            # upstream: a [1, 32 devices, 8, 32] matrix split over all devices; the same per-device blocks here
             self.slice_mat = ttnn.from_torch(
-                _tg_slice_matrix(),
+                tensor_utils.user_slice_matrices(TG_COLS, TG_USERS_PER_COLUMN),
                 dtype=ttnn.bfloat4_b,
                 layout=ttnn.TILE_LAYOUT,
                 device=self.mesh_device,
-                mesh_mapper=ttnn.ShardTensorToMesh(self.mesh_device, dim=1),
+                mesh_mapper=ttnn.ShardTensor2dMesh(
+                    self.mesh_device, dims=(None, 1), mesh_shape=configuration.cluster_shape
+                ),
             )
             self.user_selection_matrix = ttnn.from_torch(
-                _tg_user_selection_matrix(),
+                tensor_utils.user_gather_matrix(TG_COLS, TG_USERS_PER_COLUMN),  # upstream: rank 2, the same matmul
                 dtype=ttnn.bfloat4_b,
                 layout=ttnn.TILE_LAYOUT,
                 device=self.mesh_device,
@@ -124,7 +128,7 @@ class Attention(LightweightModule):
                             self.mesh_device, dims=(None, 1), mesh_shape=configuration.cluster_shape
                         ),
                     )
-                    for one_hot in (_tg_column_one_hot(col), 1 - _tg_column_one_hot(col))
+                    for one_hot in (tensor_utils.one_hot(TG_COLS, col), 1 - tensor_utils.one_hot(TG_COLS, col))
                 )
                 for col in range(TG_COLS)
             ]
@@ -870,27 +874,3 @@ def _num_to_corerange(num_cores: int, start_core=None) -> ttnn.CoreRange:
     cols = min(num_cores, CORES_PER_ROW)
     rows = num_cores // cols
     return ttnn.CoreRange(start, ttnn.CoreCoord(start.x + cols - 1, start.y + rows - 1))
-
-
-def _tg_slice_matrix() -> torch.Tensor:
-    """[1, 32 devices, 8, 32]: device i (mesh column i % 4) takes rows (users) 8·col .. 8·col + 7 of the 32."""
-    weight = torch.zeros(1, GALAXY_DEVICES, TG_USERS_PER_COLUMN, TILE_SIZE)
-    for i in range(GALAXY_DEVICES):
-        col = i % TG_COLS
-        weight[:, i, :, col * TG_USERS_PER_COLUMN : (col + 1) * TG_USERS_PER_COLUMN] = torch.eye(TG_USERS_PER_COLUMN)
-    return weight
-
-
-def _tg_column_one_hot(col: int) -> torch.Tensor:
-    """[1, 4, 1, 1]: 1 at mesh column ``col`` (split over the columns: one [1, 1, 1, 1] value per device)."""
-    one_hot = torch.zeros(1, TG_COLS, 1, 1)
-    one_hot[0, col] = 1
-    return one_hot
-
-
-def _tg_user_selection_matrix() -> torch.Tensor:
-    """[1, 1, 32, 128]: picks the 8 real users out of each column's 32-row block of the all-gathered heads.
-    (Upstream uploads the (32, 128) matrix as rank 2; rank 4, as its comment draws it, gives the same matmul and a
-    rank-4 result in ttnn's golden too.)"""
-    block = torch.nn.functional.pad(torch.eye(TG_USERS_PER_COLUMN), (0, TILE_SIZE - TG_USERS_PER_COLUMN))  # (8, 32)
-    return torch.block_diag(*[block] * TG_COLS)[None, None]
