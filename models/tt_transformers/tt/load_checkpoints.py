@@ -78,18 +78,17 @@ def resolve_model(hf_model: str | None) -> ModelSource:
             f"No model selected: set {HF_MODEL_ENV} (or pass hf_model) to a checkpoint folder or one of the shipped "
             f"configs: {', '.join(shipped_models())}"
         )
+    given = f"model {name!r}" if hf_model else f"{HF_MODEL_ENV}={name}"  # say where the name came from
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{HF_MODEL_ENV}={name} is a folder without config.json; point it at an HF checkpoint"
-            )
+            raise FileNotFoundError(f"{given} is a folder without config.json; point it at an HF checkpoint")
         return ModelSource(name, path, path)
     short = name.strip("/").split("/")[-1]
     shipped = MODEL_PARAMS_DIR / SHIPPED_ALIASES.get(short, short)
     if not (shipped / "config.json").is_file():
         raise ValueError(
-            f"{HF_MODEL_ENV}={name} is neither a local checkpoint folder nor a shipped config; use a folder with "
+            f"{given} is neither a local checkpoint folder nor a shipped config; use a folder with "
             f"config.json + safetensors, or one of: {', '.join(shipped_models())}"
         )
     return ModelSource(name, shipped, None)

@@ -224,7 +224,8 @@ def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
     assert result.returncode == EXIT_BAD_INPUT
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m models.common.report: error: --model No-Such-Model")
-    assert "neither a local checkpoint folder nor a shipped config" in lines[0] and not result.stdout
+    assert "model 'No-Such-Model' is neither a local checkpoint folder nor a shipped config" in lines[0]
+    assert not result.stdout
 
 
 @pytest.mark.parametrize(

@@ -395,8 +395,10 @@ def test_model_selection_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="No model selected"):
         ModelArgs(HostMesh.for_shape((1, 1)))
     monkeypatch.setenv("HF_MODEL", "meta-llama/Llama-9-1T")
-    with pytest.raises(ValueError, match="neither a local checkpoint folder nor a shipped config"):
+    with pytest.raises(ValueError, match="HF_MODEL=meta-llama/Llama-9-1T is neither a local checkpoint folder nor a"):
         ModelArgs(HostMesh.for_shape((1, 1)))
+    with pytest.raises(ValueError, match="model 'Llama-9-1T' is neither"):  # named by the caller, not the variable
+        ModelArgs(HostMesh.for_shape((1, 1)), hf_model="Llama-9-1T")
     monkeypatch.setenv("HF_MODEL", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="folder without config"):
         ModelArgs(HostMesh.for_shape((1, 1)))
