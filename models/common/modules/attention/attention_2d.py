@@ -257,27 +257,7 @@ class Attention2D(LightweightModule):
             users_mapping=users_mapping,
             serving_devices_only=self._serving_column_only,
         )
-        selection = dict(dtype=SELECTION_DTYPE, layout=ttnn.TILE_LAYOUT, device=cfg.mesh_device)
-        cols, users = cfg.mesh_cols, cfg.decode_users
-        by_column = MeshMapping.shard_2d(None, 1).mapper(cfg.mesh_device)
-        self._user_slice = tensor_utils.from_host(
-            tensor_utils.user_slice_matrices(cols, users), mesh_mapper=by_column, **selection
-        )
-        self._user_gather = tensor_utils.from_host(
-            tensor_utils.user_gather_matrix(cols, users),
-            mesh_mapper=ttnn.ReplicateTensorToMesh(cfg.mesh_device),
-            **selection,
-        )
-        # per mesh column: (1 on its devices, 0 elsewhere) and its complement, for the prefill cache fill
-        self._column_masks = [
-            tuple(
-                tensor_utils.from_host(
-                    m, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=cfg.mesh_device, mesh_mapper=by_column
-                )
-                for m in (tensor_utils.one_hot(cols, col), 1 - tensor_utils.one_hot(cols, col))
-            )
-            for col in range(cols)
-        ]
+        self._user_slice, self._user_gather, self._column_masks = _column_tensors(cfg)
         self._input_mapping = MeshMapping.shard_2d(None, -1)
         self._all_reduce = partial(
             ccl.all_reduce,
@@ -289,8 +269,9 @@ class Attention2D(LightweightModule):
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
-        """x: [1, 1, 32, dim / mesh columns] per device in ``decode_input_memcfg`` (consumed); current_pos, rot_mats
-        as Attention1D (replicated). Returns [1, 1, 32, dim / mesh columns] per device in ``decode_residual_memcfg``."""
+        """x: [1, 1, 32, dim / mesh columns] per device in ``decode_input_memcfg`` (consumed); current_pos: one
+        position per user (host sequence), or the device tensor split as ``users_mapping``; rot_mats:
+        Rope2D.decode_forward's. Returns [1, 1, 32, dim / mesh columns] per device in ``decode_residual_memcfg``."""
         cfg = self.config
         current_pos = self._decode_positions(current_pos)
         self._check_decode_page_table(page_table)
@@ -299,14 +280,14 @@ class Attention2D(LightweightModule):
         pc_qkv, fidelity = cfg.decode_xqkv_prg_config, cfg.li_qkv_decode_compute_kernel_config
         xqkv = self._linear(x, self.wqkv, pc_qkv, fidelity, cfg.ccl_dtype, sharded)
         xqkv = self._add_decode_bias(self._all_reduce(xqkv, cluster_axis=COL_AXIS, memory_config=ttnn.L1_MEMORY_CONFIG))
-        own = ttnn.matmul(
-            self._user_slice, xqkv, dtype=ttnn.bfloat16, memory_config=ttnn.L1_MEMORY_CONFIG
-        )  # heads: bf16
+        # this column's users, in bfloat16 (create heads needs it)
+        own = ttnn.matmul(self._user_slice, xqkv, dtype=ttnn.bfloat16, memory_config=ttnn.L1_MEMORY_CONFIG)
         ttnn.deallocate(xqkv)
         attn = self._attend_decode(own, current_pos, rot_mats, page_table)
-        gathered = ccl.all_gather(
+        attn = ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG)
+        gathered = ccl.all_gather(  # every column's users, one tile of rows each
             cfg.tt_ccl,
-            ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG),
+            attn,
             dim=2,
             cluster_axis=COL_AXIS,
             memory_config=ttnn.L1_MEMORY_CONFIG,
@@ -386,6 +367,30 @@ class Attention2D(LightweightModule):
         )
         ttnn.deallocate(x)
         return out
+
+
+def _column_tensors(cfg):
+    """The constant tensors of the decode batch split (TTTv1 TG): per mesh column the matrix that keeps its users
+    [1, 1, users, 32], the replicated matrix that puts every column's users back in order [1, 1, 32, columns · 32],
+    and per column (1 on its devices, 0 elsewhere) and its complement for the prefill cache fill."""
+    cols, users, mesh = cfg.mesh_cols, cfg.decode_users, cfg.mesh_device
+    by_column = MeshMapping.shard_2d(None, 1).mapper(mesh)
+    selection = dict(dtype=SELECTION_DTYPE, layout=ttnn.TILE_LAYOUT, device=mesh)
+    user_slice = tensor_utils.from_host(
+        tensor_utils.user_slice_matrices(cols, users), mesh_mapper=by_column, **selection
+    )
+    user_gather = tensor_utils.from_host(
+        tensor_utils.user_gather_matrix(cols, users), mesh_mapper=ttnn.ReplicateTensorToMesh(mesh), **selection
+    )
+    mask = dict(dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh, mesh_mapper=by_column)
+    masks = [
+        tuple(
+            tensor_utils.from_host(m, **mask)
+            for m in (tensor_utils.one_hot(cols, c), 1 - tensor_utils.one_hot(cols, c))
+        )
+        for c in range(cols)
+    ]
+    return user_slice, user_gather, masks
 
 
 def _rmsnorm_2d(cfg, norm_cfg):
