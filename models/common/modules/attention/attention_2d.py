@@ -51,6 +51,7 @@ from models.common.modules.attention.attention_steps import (
 )
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.rope.rope_2d import users_per_column
 
 TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
@@ -77,11 +78,7 @@ class Attention2DConfig(Attention1DConfig):
     def resolve(self):
         rows, cols = tuple((self.mesh_device or self.default_mesh_device()).shape)
         check_head_split(self, rows)
-        if self.max_batch_size > pc.TILE or (self.max_batch_size > 1 and self.max_batch_size % cols):
-            raise ValueError(
-                f"max_batch_size {self.max_batch_size} must be 1 or a multiple of the {cols} mesh columns, at most "
-                f"{pc.TILE} (one tile of users; each column decodes max_batch_size / {cols})"
-            )
+        users_per_column(self.max_batch_size, cols)
         return super(Attention1DConfig, self).resolve()
 
     @property
@@ -96,9 +93,7 @@ class Attention2DConfig(Attention1DConfig):
 
     @property
     def decode_users(self) -> int:
-        """Users each mesh column decodes (TTTv1 TG batch_size_per_device_group); batch 1: one per column, column 0's
-        the real one."""
-        return max(self.max_batch_size // self.mesh_cols, 1)
+        return users_per_column(self.max_batch_size, self.mesh_cols)
 
     @property
     def decode_input_core_grid(self) -> ttnn.CoreGrid:

@@ -21,14 +21,21 @@ COL_AXIS = 1  # mesh columns split the decode users
 INDEX_ROWS_OVER_COLUMNS = MeshMapping.shard_2d(None, -1)  # the [1, columns · 32] lookup row: a tile per mesh column
 
 
+def users_per_column(max_batch_size: int, columns: int) -> int:
+    """Decode users each mesh column holds (TTTv1 TG batch_size_per_device_group): max_batch_size / columns; a
+    single user is column 0's (the other columns run on zero rows). ValueError for batches that do not split."""
+    if max_batch_size > TILE_SIZE or (max_batch_size > 1 and max_batch_size % columns):
+        raise ValueError(
+            f"max_batch_size {max_batch_size} must be 1 or a multiple of the {columns} mesh columns, at most "
+            f"{TILE_SIZE} (one tile of users)"
+        )
+    return max(max_batch_size // columns, 1)
+
+
 @dataclass(frozen=True)
 class Rope2DConfig(Rope1DConfig):
     def resolve(self):
-        cols, batch = self.mesh_columns, self.max_batch_size
-        if batch > TILE_SIZE or (batch > 1 and batch % cols):
-            raise ValueError(
-                f"max_batch_size {batch} must be 1 or a multiple of the {cols} mesh columns, at most {TILE_SIZE}"
-            )
+        users_per_column(self.max_batch_size, self.mesh_columns)
         return super().resolve()
 
     @property
@@ -37,8 +44,7 @@ class Rope2DConfig(Rope1DConfig):
 
     @property
     def decode_users(self) -> int:
-        """Users per mesh column (batch 1: one per column, column 0's the real one, as Attention2D)."""
-        return max(self.max_batch_size // self.mesh_columns, 1)
+        return users_per_column(self.max_batch_size, self.mesh_columns)
 
 
 class Rope2D(Rope1D):
