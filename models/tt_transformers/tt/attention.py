@@ -22,6 +22,7 @@ import ttnn
 
 from models.common import tensor_utils
 from models.common.modules import tt_ccl as ccl
+from models.common.modules.attention.attention_steps import column_masks, fill_on_serving_column
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
 from models.tt_transformers.tt.case_collection import record_case
@@ -116,22 +117,8 @@ class Attention(LightweightModule):
                 device=self.mesh_device,
                 mesh_mapper=ttnn.ReplicateTensorToMesh(self.mesh_device),
             )
-            # prefill: per serving column, (mask, 1 - mask) with mask 1 on that mesh column's devices, 0 elsewhere
-            self.tg_column_masks = [
-                tuple(
-                    ttnn.from_torch(
-                        one_hot,
-                        dtype=ttnn.bfloat16,
-                        layout=ttnn.TILE_LAYOUT,
-                        device=self.mesh_device,
-                        mesh_mapper=ttnn.ShardTensor2dMesh(
-                            self.mesh_device, dims=(None, 1), mesh_shape=configuration.cluster_shape
-                        ),
-                    )
-                    for one_hot in (tensor_utils.one_hot(TG_COLS, col), 1 - tensor_utils.one_hot(TG_COLS, col))
-                )
-                for col in range(TG_COLS)
-            ]
+            # prefill: only the mesh column serving a user fills its cache slot
+            self.tg_column_masks = column_masks(self.mesh_device, TG_COLS)
 
         self.dtype = dtype
         self.grid_size = configuration.max_grid_size
@@ -856,14 +843,8 @@ class Attention(LightweightModule):
         cache slot. Upstream keeps that column's devices (clone, get_device_tensors, combine_device_tensors) and fills
         only them; ttnn 0.81's fill_cache crashes on such a partial-mesh tensor. Here every device fills, the other
         columns with what their slot already holds: new · mask + old · (1 - mask), mask one-hot over the columns."""
-        slot = user_id % self.batch_size_per_device_group
-        seq_len = key_or_value_layer.shape[2]
-        old = ttnn.slice(cache, (slot, 0, 0, 0), (slot + 1, cache.shape[1], seq_len, cache.shape[3]))
-        mask, keep = self.tg_column_masks[user_id // self.batch_size_per_device_group]
-        new = ttnn.mul(key_or_value_layer, mask, dtype=cache.dtype)
-        kept = ttnn.mul(old, keep, dtype=cache.dtype)
-        ttnn.deallocate(old)
-        return ttnn.add(new, kept, dtype=cache.dtype)
+        users = self.batch_size_per_device_group
+        return fill_on_serving_column(key_or_value_layer, cache, user_id, users, self.tg_column_masks)
 
 
 def _num_to_corerange(num_cores: int, start_core=None) -> ttnn.CoreRange:

@@ -17,7 +17,7 @@ n_heads / rows query heads and n_kv_heads / rows KV heads. wo is split by heads 
 columns, so its partial sums are all-reduced over the rows and the output is split along ``dim`` over the columns
 like the input. Decode users split over the mesh columns (TTTv1 TG): column c decodes users c·n .. (c+1)·n - 1,
 n = max_batch_size / columns (``decode_users``), and its KV cache holds only them, so ``current_pos`` and a paged
-decode ``page_table`` are split over the columns (``USERS_MAPPING``; host positions are split here) and the rotary
+decode ``page_table`` are split over the columns (``users_mapping``; host positions are split here) and the rotary
 matrices are Rope2D's. Defaults are TTTv1's Galaxy model_config choices (SHARDED_ATTN_INPUT_MEMCFG,
 XQKV_DECODE_PROGCFG, XQKV_PREFILL_PROGCFG, WO_PREFILL_PROGCFG, L1 residual), taken with the mesh's real column count
 where TTTv1 hard-codes the 4 columns of an 8x4 mesh; the decode WO matmul is left to ttnn as in TTTv1.
@@ -45,6 +45,8 @@ from models.common.modules.attention.attention_steps import (
     allocate_kv_cache,
     bind_attention_variants,
     check_head_split,
+    column_masks,
+    fill_on_serving_column,
     hf_attention_config,
     model_args_config,
     validate_attention_shapes,
@@ -250,9 +252,11 @@ class Attention2D(LightweightModule):
             MeshMapping.shard_2d(-1, None),
             make_norm=_rmsnorm_2d,
             users_mapping=users_mapping,
-            serving_devices_only=self._serving_column_only,
+            serving_devices_only=partial(
+                fill_on_serving_column, users=cfg.decode_users, masks=column_masks(cfg.mesh_device, cfg.mesh_cols)
+            ),
         )
-        self._user_slice, self._user_gather, self._column_masks = _column_tensors(cfg)
+        self._user_slice, self._user_gather = _user_selection(cfg)
         self._input_mapping = MeshMapping.shard_2d(None, -1)
         self._all_reduce = partial(
             ccl.all_reduce,
@@ -331,21 +335,6 @@ class Attention2D(LightweightModule):
         return self.prefill_forward(x, x.shape[-2], rot_mats, user_id, page_table, **prefill_kwargs)
 
     # --- steps -----------------------------------------------------------------------------------------------
-    def _serving_column_only(self, fill, cache, user_id):
-        """A prefill's K or V [1, heads, S, D] as the cache fill of user_id's slot: the new values on the mesh
-        column that decodes the user, the slot's current values elsewhere (new · mask + old · (1 - mask)). TTTv1
-        fills only that column's devices; ttnn 0.81's fill_cache fails on such a partial-mesh tensor."""
-        users = self.config.decode_users
-        slot, seq_len = user_id % users, fill.shape[2]
-        old = ttnn.slice(cache, (slot, 0, 0, 0), (slot + 1, cache.shape[1], seq_len, cache.shape[3]))
-        mask, keep = self._column_masks[user_id // users]
-        new = ttnn.mul(fill, mask, dtype=cache.dtype)
-        kept = ttnn.mul(old, keep, dtype=cache.dtype)  # old is not freed: slicing all of the cache returns the cache
-        out = ttnn.add(new, kept, dtype=cache.dtype)
-        for t in (new, kept):
-            ttnn.deallocate(t)
-        return out
-
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
             x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
@@ -364,10 +353,9 @@ class Attention2D(LightweightModule):
         return out
 
 
-def _column_tensors(cfg):
-    """The constant tensors of the decode batch split (TTTv1 TG): per mesh column the matrix that keeps its users
-    [1, 1, users, 32], the replicated matrix that puts every column's users back in order [1, 1, 32, columns · 32],
-    and per column (1 on its devices, 0 elsewhere) and its complement for the prefill cache fill."""
+def _user_selection(cfg):
+    """The decode batch split's matrices (TTTv1 TG): per mesh column the one that keeps its users [1, 1, users, 32],
+    and the replicated one that puts every column's users back in order [1, 1, 32, columns · 32]."""
     cols, users, mesh = cfg.mesh_cols, cfg.decode_users, cfg.mesh_device
     by_column = MeshMapping.shard_2d(None, 1).mapper(mesh)
     selection = dict(dtype=SELECTION_DTYPE, layout=ttnn.TILE_LAYOUT, device=mesh)
@@ -377,15 +365,7 @@ def _column_tensors(cfg):
     user_gather = tensor_utils.from_host(
         tensor_utils.user_gather_matrix(cols, users), mesh_mapper=ttnn.ReplicateTensorToMesh(mesh), **selection
     )
-    mask = dict(dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh, mesh_mapper=by_column)
-    masks = [
-        tuple(
-            tensor_utils.from_host(m, **mask)
-            for m in (tensor_utils.one_hot(cols, c), 1 - tensor_utils.one_hot(cols, c))
-        )
-        for c in range(cols)
-    ]
-    return user_slice, user_gather, masks
+    return user_slice, user_gather
 
 
 def _rmsnorm_2d(cfg, norm_cfg):

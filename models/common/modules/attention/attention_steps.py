@@ -176,6 +176,36 @@ def allocate_kv_cache(cfg) -> tuple[ttnn.Tensor, ttnn.Tensor]:
     )
 
 
+def column_masks(mesh_device, columns: int) -> list[tuple[ttnn.Tensor, ttnn.Tensor]]:
+    """Per mesh column: (1 on its devices, 0 elsewhere) and its complement, one scalar tile per device (the masks of
+    ``fill_on_serving_column``)."""
+    mapper = MeshMapping.shard_2d(None, 1).mapper(mesh_device)
+    mask = dict(dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=mesh_device, mesh_mapper=mapper)
+    return [
+        tuple(
+            tensor_utils.from_host(m, **mask)
+            for m in (tensor_utils.one_hot(columns, c), 1 - tensor_utils.one_hot(columns, c))
+        )
+        for c in range(columns)
+    ]
+
+
+def fill_on_serving_column(fill, cache, user_id: int, users: int, masks) -> ttnn.Tensor:
+    """A prefill's K or V [1, heads, S, D] as the cache fill of ``user_id``'s slot when each mesh column caches its
+    own ``users``: the new values on the column that decodes the user, the slot's current values elsewhere
+    (new · mask + old · (1 - mask)). TTTv1 fills only that column's devices; ttnn 0.81's fill_cache fails on such a
+    partial-mesh tensor."""
+    slot, seq_len = user_id % users, fill.shape[2]
+    old = ttnn.slice(cache, (slot, 0, 0, 0), (slot + 1, cache.shape[1], seq_len, cache.shape[3]))
+    mask, keep = masks[user_id // users]
+    new = ttnn.mul(fill, mask, dtype=cache.dtype)
+    kept = ttnn.mul(old, keep, dtype=cache.dtype)  # old is not freed: slicing all of the cache returns the cache
+    out = ttnn.add(new, kept, dtype=cache.dtype)
+    for t in (new, kept):
+        ttnn.deallocate(t)
+    return out
+
+
 def bind_attention_variants(
     module, cfg, bias_mapping: MeshMapping, make_norm=None, users_mapping=None, serving_devices_only=None
 ) -> None:
