@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from models.common.models import hf_loading
+from models.common.models.hf_loading import RANDOM_WEIGHT_SEED
 from models.common.modules.attention.attention_2d import TWO_D_MESHES
 from models.common.modules.attention.attention_steps import check_head_split
 from models.common.modules.rope.rope_1d import Llama3RopeScaling
 from models.tt_transformers.tt import load_checkpoints as ckpt
-from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
 
 LAYER_PREFIX = "model.layers.0."  # HF names of the layer the report builds
 SUPPORTED_ACTIVATION = "silu"  # MLP1D / MLP2D compute SwiGLU with SiLU
@@ -105,9 +106,9 @@ class Model:
             config.num_hidden_layers = 1
             layer = meta_model(config).state_dict().items()  # shapes only (meta device)
             shapes = {k: tuple(t.shape) for k, t in layer if k.startswith(LAYER_PREFIX)}
-            weights = ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+            weights = hf_loading.random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
         else:
-            loaded = ckpt.load_hf_checkpoint(self.source.checkpoint_dir, 1)
+            loaded = hf_loading.read_safetensors(self.source.checkpoint_dir, 1)
             weights = {k: t for k, t in loaded.items() if k.startswith(LAYER_PREFIX)}
             if not weights:
                 raise ValueError(f"{self.source.checkpoint_dir} has no {LAYER_PREFIX}* weights")
