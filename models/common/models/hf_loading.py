@@ -28,6 +28,7 @@ from safetensors import safe_open
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.rope.rope_1d import Llama3RopeScaling
 
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[2] / "tt_transformers" / "model_params"  # data: config.json only
 CONFIG_FILE = "config.json"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 SAFETENSORS_SINGLE = "model.safetensors"
@@ -195,6 +196,21 @@ def _refuse(config: dict, source: str) -> None:
             raise ValueError(
                 f"{source}: {field}=True is not supported; the modules take Q/K/V biases only (qwen2 has them)"
             )
+
+
+def resolve_model(name: str) -> Path:
+    """A checkpoint folder, or the folder of a config shipped in ``SHIPPED_CONFIGS`` (with or without the HF
+    organisation, e.g. ``meta-llama/Llama-3.2-1B-Instruct``)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    shipped = SHIPPED_CONFIGS / name.strip("/").split("/")[-1]
+    if (shipped / CONFIG_FILE).is_file():
+        return shipped
+    names = sorted(p.parent.name for p in SHIPPED_CONFIGS.glob(f"*/{CONFIG_FILE}"))
+    raise ValueError(
+        f"{name!r} is neither a folder nor a shipped config; use an HF checkpoint folder or one of: {', '.join(names)}"
+    )
 
 
 # --- raw tensors: read from safetensors or drawn at random, each when looked up ---------------------------------
