@@ -70,8 +70,8 @@ class CausalLM:
             for i in range(model.n_layers)
         ]
         self.lm_head = parts.lm_head(top["lm_head.weight"], **users)
-        norm_weight = LazyWeight(top["norm.weight"].host_tensor() + d.norm_offset)
-        self.norm = parts.final_norm(norm_weight, d.norm_eps, self.lm_head, self.blocks[0].residual_memcfg, **users)
+        residual_memcfg = self.blocks[0].residual_memcfg
+        self.norm = parts.final_norm(top["norm.weight"], d, self.lm_head, residual_memcfg, **users)
         self.rope = rope_for(d, mesh_device, max_seq_len, max_batch_size)
         self.users_mapping = self.blocks[0].attention.users_mapping
 

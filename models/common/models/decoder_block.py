@@ -7,7 +7,7 @@ prefill: x → norm → attention(seq_len, rot_mats, user_id, page tables) → +
 The residual stream is TTTv1's: width-split over the devices (1D) or the mesh columns (2D), bfloat16, in the
 attention's ``decode_residual_memcfg`` for decode and in DRAM for prefill. Which modules (1D or 2D) is decided once,
 by ``parts_for(mesh_shape)``; the forwards are the same op list on every mesh. Family differences are data: the
-biases and q/k norms the ModelDescription says the model has, and its norm offset.
+biases and q/k norms the ModelDescription says the model has, and its norms' unit offset.
 """
 
 from collections.abc import Callable
@@ -19,7 +19,11 @@ from models.common.models.hf_loading import ModelDescription
 from models.common.modules.attention.attention_1d import ONE_D_MESHES, Attention1D
 from models.common.modules.attention.attention_2d import TWO_D_MESHES, Attention2D
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
+from models.common.modules.embedding.embedding_1d import Embedding1D
+from models.common.modules.embedding.embedding_2d import Embedding2D
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping
+from models.common.modules.lm_head.lm_head_1d import LMHead1D
+from models.common.modules.lm_head.lm_head_2d import LMHead2D
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
@@ -27,10 +31,22 @@ from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
 
 
-def _norm_1d(weight: LazyWeight, eps: float, consumer, residual_memcfg, mesh_device) -> RMSNorm1D:
+def _norm_1d(weight: LazyWeight, description: ModelDescription, consumer, residual_memcfg, **kw) -> RMSNorm1D:
     """RMSNorm1D reading the residual and writing straight into ``consumer``'s (attention / MLP) decode input."""
-    grid, memcfg = consumer.config.decode_input_core_grid, residual_memcfg
-    return RMSNorm1D(weight, mesh_device=mesh_device, eps=eps, decode_core_grid=grid, decode_input_memcfg=memcfg)
+    grid = consumer.config.decode_input_core_grid
+    return RMSNorm1D(weight, decode_core_grid=grid, decode_input_memcfg=residual_memcfg, **_norm_kw(description), **kw)
+
+
+def _final_norm_1d(weight: LazyWeight, description: ModelDescription, lm_head, residual_memcfg, **kw) -> RMSNorm1D:
+    """RMSNorm1D writing the whole normed row into the LM head's decode input (TTTv1: SHARDED_NORM_LM_HEAD_PRGM_CFG
+    on the LM head's grid, output LM_HEAD_INPUT_MEMCFG)."""
+    cfg = lm_head.config
+    memcfgs = dict(decode_input_memcfg=residual_memcfg, decode_memcfg=cfg.decode_input_memcfg)
+    return RMSNorm1D(weight, decode_core_grid=cfg.core_grid, **memcfgs, **_norm_kw(description), **kw)
+
+
+def _norm_kw(description: ModelDescription) -> dict:
+    return dict(eps=description.norm_eps, add_unit_offset=description.norm_unit_offset)
 
 
 @dataclass(frozen=True)
@@ -40,12 +56,19 @@ class MeshParts:
     attention: type
     mlp: type
     rope: type
-    norm: Callable  # (weight, eps, consumer, residual_memcfg, mesh_device) → the norm in front of consumer
+    embedding: type
+    lm_head: type
+    norm: Callable  # (weight, description, consumer, residual_memcfg, **kw) → the norm in front of consumer
+    final_norm: Callable  # (weight, description, lm_head, residual_memcfg, **kw) → the norm in front of the LM head
     residual_mapping: MeshMapping  # host residual [1, 1, rows, dim] → the devices' slices
 
 
-ONE_D = MeshParts(Attention1D, MLP1D, Rope1D, _norm_1d, MeshMapping.shard(-1))
-TWO_D = MeshParts(Attention2D, MLP2D, Rope2D, _norm_1d, MeshMapping.shard_2d(None, -1))  # columns split, rows copy
+ONE_D = MeshParts(
+    Attention1D, MLP1D, Rope1D, Embedding1D, LMHead1D, _norm_1d, _final_norm_1d, residual_mapping=MeshMapping.shard(-1)
+)
+TWO_D = MeshParts(  # the residual split over the mesh columns, copied on the rows
+    Attention2D, MLP2D, Rope2D, Embedding2D, LMHead2D, _norm_1d, _final_norm_1d, MeshMapping.shard_2d(None, -1)
+)
 
 
 def parts_for(mesh_shape) -> MeshParts:
@@ -98,8 +121,8 @@ class DecoderBlock:
         )
         if d.qkv_bias:
             attention_kw.update({f"b{n}": host[f"self_attn.{n}_proj.bias"] for n in "qkv"})
-        if d.qk_norm:
-            attention_kw.update({n: host[f"self_attn.{n}.weight"] + d.norm_offset for n in ("q_norm", "k_norm")})
+        if d.qk_norm:  # per-head norms take the weight as is: no family with q/k norms has a unit offset
+            attention_kw.update({n: host[f"self_attn.{n}.weight"] for n in ("q_norm", "k_norm")})
             attention_kw["norm_eps"] = d.norm_eps
         self.attention = parts.attention.from_hf(
             *(host[f"self_attn.{n}_proj.weight"] for n in "qkvo"), mesh_device=mesh_device, **attention_kw
@@ -110,8 +133,8 @@ class DecoderBlock:
         self.residual_memcfg = self.attention.config.decode_residual_memcfg
 
         def norm(name, consumer):
-            weight = LazyWeight(host[f"{name}.weight"] + d.norm_offset)
-            return parts.norm(weight, d.norm_eps, consumer, self.residual_memcfg, mesh_device)
+            weight = LazyWeight(host[f"{name}.weight"])
+            return parts.norm(weight, d, consumer, self.residual_memcfg, mesh_device=mesh_device)
 
         self.attention_norm = norm("input_layernorm", self.attention)
         self.ffn_norm = norm("post_attention_layernorm", self.mlp)

@@ -46,11 +46,12 @@ EXPERT_FIELDS = ("num_experts", "num_local_experts", "n_routed_experts")  # mixt
 @dataclass(frozen=True)
 class Family:
     """What a ``model_type`` adds to the Llama layout: Q/K/V biases (Qwen2), per-head q/k norms (Qwen3), fused
-    ``qkv_proj`` / ``gate_up_proj`` weights split at load (Phi-3 / phi-4)."""
+    ``qkv_proj`` / ``gate_up_proj`` weights split at load (Phi-3 / phi-4), norms scaling by 1 + weight."""
 
     qkv_bias: bool = False
     qk_norm: bool = False
     fused_projections: bool = False
+    norm_unit_offset: bool = False
 
 
 FAMILIES = {
@@ -78,7 +79,7 @@ class ModelDescription:
     rope_theta: float
     rope_scaling: Llama3RopeScaling | None
     norm_eps: float
-    norm_offset: float  # the norm multiplies by (offset + weight); 0 for every family here
+    norm_unit_offset: bool  # the norms scale by (1 + weight) (Gemma style); no family here does
     qkv_bias: bool
     qk_norm: bool
     fused_projections: bool
@@ -111,7 +112,7 @@ class ModelDescription:
             rope_theta=rope_theta,
             rope_scaling=rope_scaling,
             norm_eps=config["rms_norm_eps"],
-            norm_offset=0.0,
+            norm_unit_offset=family.norm_unit_offset,
             qkv_bias=family.qkv_bias,
             qk_norm=family.qk_norm,
             fused_projections=family.fused_projections,

@@ -57,7 +57,7 @@ def test_shipped_configs(name):
     d = ModelDescription.from_folder(MODEL_PARAMS_DIR / name)
     fields = (d.dim, d.hidden_dim, d.n_layers, d.n_heads, d.n_kv_heads, d.head_dim)
     assert (*fields, d.qkv_bias, d.qk_norm, d.fused_projections, d.tied_embeddings) == SHIPPED[name]
-    assert d.activation == "silu" and d.norm_offset == 0.0
+    assert d.activation == "silu" and not d.norm_unit_offset
 
 
 def test_llama3_rope_scaling_and_stop_tokens():
