@@ -12,6 +12,7 @@ from models.common import tensor_utils
 from models.common.models.decoder_block import DecoderBlock, parts_for, rope_for
 from models.common.models.hf_loading import HFModel
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
+from models.common.modules.lazy_weight import MeshMapping
 from models.tt_transformers.tt.load_checkpoints import MODEL_PARAMS_DIR
 
 USERS = 32
@@ -19,6 +20,7 @@ BLOCK_SIZE = 64  # paged-cache block (upstream TTTv2 attention tests)
 MAX_SEQ_LEN = 512
 PROMPTS = (128, 256)  # users 0 and 1
 PCC = 0.99
+REPLICATED = MeshMapping.replicate()
 
 
 def hf_layer(folder, model: HFModel):
@@ -49,12 +51,15 @@ def upload(mesh, x: torch.Tensor, memory_config) -> ttnn.Tensor:
 
 
 def to_host(mesh, out: ttnn.Tensor) -> torch.Tensor:
-    return ttnn.to_torch(out, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()
+    """The residual [1, 1, rows, dim]: the width slices of one mesh row (2D meshes hold copies on the rows)."""
+    composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=tuple(mesh.shape), dims=(0, -1))
+    return ttnn.to_torch(out, mesh_composer=composer).float()[:1]
 
 
-def int_table(mesh, table: torch.Tensor) -> ttnn.Tensor:
+def int_table(mesh, table: torch.Tensor, mapping=REPLICATED) -> ttnn.Tensor:
+    """A page table on the devices: whole (prefill), or its user rows laid out as attention splits them (decode)."""
     return ttnn.from_torch(
-        table, dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, device=mesh, mesh_mapper=ttnn.ReplicateTensorToMesh(mesh)
+        table, dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, device=mesh, mesh_mapper=mapping.mapper(mesh)
     )
 
 
@@ -92,7 +97,8 @@ def test_decoder_block_matches_hf(ttnn_mesh_device, model_name, reference_check)
         tokens[0, 0, user] = seq[0, -1]
     positions = [*PROMPTS, *[0] * (USERS - len(PROMPTS))]
     x = upload(mesh, tokens, block.residual_memcfg)
-    out = block.decode_forward(x, positions, rope.decode_forward(positions), page_table)
+    decode_table = int_table(mesh, table, block.attention.users_mapping)
+    out = block.decode_forward(x, positions, rope.decode_forward(positions), decode_table)
     assert out.memory_config() == block.residual_memcfg
     host = to_host(mesh, out)[0, 0]
     for user, seq in enumerate(sequences):
