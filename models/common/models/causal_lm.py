@@ -4,8 +4,9 @@
 prefill (one user):  ids → embedding → N × DecoderBlock → norm → LM head (the tile holding the last prompt token)
                      → logits of the last prompt token; prompts longer than ``prefill_chunk_size`` run chunk by
                      chunk, each attending to the user's paged cache (chunked SDPA)
-decode (the batch):  one id per user → embedding → N × DecoderBlock (per-user positions) → norm → LM head
-                     → logits [users, vocab]
+decode (the batch):  ids, positions, rotary indices, page table written into persistent device tensors → embedding
+                     → N × DecoderBlock (per-user positions) → norm → LM head → logits [users, vocab]; the step
+                     allocates nothing that outlives it, so on hardware it can be captured once as a ttnn trace
 
 The KV cache is paged: ``BlockAllocator`` keeps the page table, growing each user's row as its sequence does. The 1D
 or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards are the same on every mesh.
@@ -23,7 +24,7 @@ from models.common.models.decoder_block import DecoderBlock, parts_for, rope_for
 from models.common.models.hf_loading import HFModel
 from models.common.models.paged_cache import BlockAllocator
 from models.common.modules import program_configs as pc
-from models.common.modules.attention.attention_steps import PREFILL_SEQ_MULTIPLE, PagedAttentionConfig, upload_positions
+from models.common.modules.attention.attention_steps import PREFILL_SEQ_MULTIPLE, PagedAttentionConfig, host_positions
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping
 
 BLOCK_SIZE = PagedAttentionConfig().block_size  # TTTv1's paged-cache block (common.PagedAttentionConfig)
@@ -74,6 +75,10 @@ class CausalLM:
         self.norm = parts.final_norm(top["norm.weight"], d, self.lm_head, residual_memcfg, **users)
         self.rope = rope_for(d, mesh_device, max_seq_len, max_batch_size)
         self.users_mapping = self.blocks[0].attention.users_mapping
+        idle = self._decode_host_inputs([PAD_TOKEN] * max_batch_size, [0] * max_batch_size)
+        self.decode_inputs = {  # persistent: each decode step writes its inputs here (a trace replays on them)
+            name: ttnn.to_device(host, mesh_device, ttnn.DRAM_MEMORY_CONFIG) for name, host in idle.items()
+        }
 
     # --- forwards ----------------------------------------------------------------------------------------------
     def prefill_forward(self, tokens: list[int], user_id: int = 0) -> torch.Tensor:
@@ -88,13 +93,13 @@ class CausalLM:
         self.cache.reserve(user_id, end)
         ids = torch.full((1, end), PAD_TOKEN, dtype=torch.int64)
         ids[0, :n] = torch.tensor(tokens)
-        page_table = self._int_table(self.cache.user_row(user_id, end))  # the user's row: it prefills as user 0
+        page_table = self._device_table(self.cache.user_row(user_id, end))  # the user's row: it prefills as user 0
         chunked = len(starts) > 1  # runtime: a long prompt attends chunk by chunk to its paged cache
         for start in starts:
             x = self.embedding.prefill_forward(LazyWeight(ids[:, start : start + chunk]))
             rot_mats = self.rope.prefill_forward(chunk, start)
             blocks = self.cache.user_row(user_id, start + chunk)[:, start // BLOCK_SIZE :]  # this chunk's blocks
-            chunk_args = (self._int_table(blocks), start) if chunked else (None, None)
+            chunk_args = (self._device_table(blocks), start) if chunked else (None, None)
             for block in self.blocks:
                 x = block.prefill_forward(x, chunk, rot_mats, 0, page_table, *chunk_args)
         last = n - 1 - starts[-1]
@@ -103,34 +108,55 @@ class CausalLM:
 
     def decode_forward(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token per user at its own position (the whole batch; idle users decode anything at position 0).
-        Returns the logits [users, vocab] float32."""
+        Returns the logits [users, vocab] float32. Trace-ready: the inputs are written into the persistent
+        ``decode_inputs`` and nothing the step allocates outlives it."""
         if len(tokens) != self.max_batch_size or len(positions) != self.max_batch_size:
             raise ValueError(f"decode takes one token and one position per user ({self.max_batch_size})")
+        if not all(0 <= t < self.description.vocab_size for t in tokens):
+            raise ValueError(f"token ids must be in [0, {self.description.vocab_size}), got {tokens}")
         for user, position in enumerate(positions):
             self.cache.reserve(user, position + 1)
-        rows = tensor_utils.nearest_multiple(self.max_batch_size, tensor_utils.TILE_SIZE)  # ids padded to a tile
-        ids = torch.zeros(1, rows, dtype=torch.int64)
-        ids[0, : self.max_batch_size] = torch.tensor(tokens)
-        current_pos = upload_positions(positions, self.mesh_device, self.users_mapping)
-        rot_mats = self.rope.decode_forward(positions)
-        page_table = self._int_table(self.cache.table, self.users_mapping)
-        x = self.embedding.decode_forward(LazyWeight(ids))
+        for name, host in self._decode_host_inputs(tokens, positions).items():
+            ttnn.copy_host_to_device_tensor(host, self.decode_inputs[name])
+        inputs = self.decode_inputs
+        rot_mats = self.rope.decode_forward(inputs["rope_indices"])
+        x = self.embedding.decode_forward(inputs["ids"])
         for block in self.blocks:
-            x = block.decode_forward(x, current_pos, rot_mats, page_table)
-        logits = self.lm_head.gather_logits(self.lm_head.decode_forward(self.norm.decode_forward(x)))
+            x = block.decode_forward(x, inputs["current_pos"], rot_mats, inputs["page_table"])
+        out = self.lm_head.decode_forward(self.norm.decode_forward(x))
+        logits = self.lm_head.gather_logits(out)
+        ttnn.deallocate(out)
         return logits[: self.max_batch_size]
 
     def release(self, user_id: int) -> None:
         """Return a finished user's cache blocks to the pool."""
         self.cache.release(user_id)
 
-    def _int_table(self, table: torch.Tensor, users_mapping: MeshMapping = REPLICATED) -> ttnn.Tensor:
-        """A page table as the attention modules take it: int32 row-major, its user rows laid out as given."""
+    def _decode_host_inputs(self, tokens: list[int], positions: list[int]) -> dict[str, ttnn.Tensor]:
+        """A decode step's inputs as host tensors laid out for the mesh as the modules take them: token ids
+        [1, users padded to a tile] (embedding), positions (attention: users split as it splits them), rotary
+        indices (rope), the page table (users split as attention splits them)."""
         mesh = self.mesh_device
-        mapper = users_mapping.mapper(mesh)
-        return ttnn.from_torch(
-            table.contiguous(), dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, device=mesh, mesh_mapper=mapper
+        ids = torch.zeros(
+            1, tensor_utils.nearest_multiple(self.max_batch_size, tensor_utils.TILE_SIZE), dtype=torch.int64
         )
+        ids[0, : self.max_batch_size] = torch.tensor(tokens)
+        return {
+            "ids": ttnn.from_torch(
+                ids, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, mesh_mapper=REPLICATED.mapper(mesh)
+            ),
+            "current_pos": host_positions(positions, mesh, self.users_mapping),
+            "rope_indices": self.rope.host_indices(positions),
+            "page_table": self._host_table(self.cache.table, self.users_mapping),
+        }
+
+    def _host_table(self, table: torch.Tensor, users_mapping: MeshMapping = REPLICATED) -> ttnn.Tensor:
+        """A page table as the attention modules take it: int32 row-major, its user rows laid out as given."""
+        mapper = users_mapping.mapper(self.mesh_device)
+        return ttnn.from_torch(table.contiguous(), dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, mesh_mapper=mapper)
+
+    def _device_table(self, table: torch.Tensor) -> ttnn.Tensor:
+        return ttnn.to_device(self._host_table(table), self.mesh_device, ttnn.DRAM_MEMORY_CONFIG)
 
 
 def prefill_length(tokens: int) -> int:

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+import ttnn
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from models.common import devices
@@ -172,6 +173,22 @@ def test_generate_stops_and_reports(ttnn_mesh_device, llama):
     assert generate(lm, prompts, 3, sampling, progress=False).generations[1].tokens == (
         generate(lm, prompts, 3, sampling, progress=False).generations[1].tokens
     )
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama):
+    """Trace-ready decode: each step writes its inputs into the same persistent device tensors, and a warm step
+    leaves the device's DRAM and L1 allocations as the previous one did (nothing grows across steps)."""
+    model, _ = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
+    addresses = {name: t.buffer_address() for name, t in lm.decode_inputs.items()}
+    allocated = []
+    for step in range(3):
+        lm.decode_forward(*idle_batch(lm, {0: (step + 1, step)}))
+        views = (ttnn.get_memory_view(ttnn_mesh_device, b) for b in (ttnn.BufferType.DRAM, ttnn.BufferType.L1))
+        allocated.append(tuple(v.total_bytes_allocated_per_bank for v in views))
+    assert allocated[1] == allocated[2], allocated
+    assert {name: t.buffer_address() for name, t in lm.decode_inputs.items()} == addresses
 
 
 # --- the demo CLI -------------------------------------------------------------------------------------------------
