@@ -18,7 +18,6 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
-from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_1d import Attention1D
 from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.attention.attention_steps import upload_positions
@@ -30,6 +29,7 @@ from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
 from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.report.model import Model, is_2d
+from models.common.tensor_utils import TILE_SIZE
 from models.tt_transformers.tt.ccl import tt_distributed_rmsnorm
 
 USERS = 32  # decode batch: one tile of users (TTTv1 max_batch_size 32)
@@ -58,7 +58,7 @@ class GalaxyNorm:
         self.decode_memcfg = decode_memcfg
         self.compute_kernel_config = ttnn.WormholeComputeKernelConfig(**GALAXY_NORM_KERNEL)
         self.weight = LazyWeight(
-            weight.reshape(1, 1, dim // pc.TILE, pc.TILE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
+            weight.reshape(1, 1, dim // TILE_SIZE, TILE_SIZE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
             dtype=ttnn.bfloat16,
             layout=ttnn.ROW_MAJOR_LAYOUT,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
@@ -213,4 +213,4 @@ def _mlp_weights(weights: dict) -> tuple[LazyWeight, LazyWeight, LazyWeight]:
 
 def cache_len(seq_len: int, decode_steps: int) -> int:
     """KV-cache positions the run needs: the prompt and every decode step, rounded up to a tile."""
-    return math.ceil((seq_len + decode_steps) / pc.TILE) * pc.TILE
+    return math.ceil((seq_len + decode_steps) / TILE_SIZE) * TILE_SIZE

@@ -21,6 +21,7 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
+from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.attention.attention_steps import column_masks, fill_on_serving_column
 from models.common.modules.lightweight_module import LightweightModule
@@ -747,7 +748,7 @@ class Attention(LightweightModule):
                 page_table_tensor=page_table,
                 chunk_start_idx=chunk_start_idx,
                 compute_kernel_config=self.sdpa_prefill_compute_kernel_cfg,
-                program_config=self.model_config["SDPA_PROGCFG"](seq_len, chunk_start_idx),
+                program_config=pc.sdpa_chunk_aligned(self.model_config["SDPA_PROGCFG"](seq_len), chunk_start_idx),
             )
         else:
             attn_output_84SD = ttnn.transformer.scaled_dot_product_attention(

@@ -26,11 +26,10 @@ import ttnn
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
-from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.lightweight_module import LightweightModule, identity
 from models.common.modules.module_config import ResolvableConfig
 from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim, pad_dim_to_size
 
-ONE_D_MESHES = ((1, 1), (1, 2), (1, 8), (1, 4), (2, 4))
 WORMHOLE_PREFILL_LEN_CUTOFF = 1024  # TTTv1: "512 if Blackhole, 1024 if Wormhole" rows per prefill matmul
 BLACKHOLE_PREFILL_LEN_CUTOFF = 512
 # TTTv1 ModelArgs forces the cutoff to 512 for Llama-3.1-8B / Llama-3.2-11B / Mistral-7B (dim 4096) on N150 and
@@ -157,7 +156,7 @@ def swiglu_model_args(args, state_dict, weight_cache_path, layer_num: int, state
 class MLP1DConfig(SwiGLUConfig):
     """Everything MLP1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
 
-    max_batch_size: int = 32
+    max_batch_size: int = pc.MAX_DECODE_BATCH
     linear_dtype: ttnn.DataType | None = None  # None: bfloat16 (TTTv1), or activation_dtype if given
     w1_w3_memcfg: ttnn.MemoryConfig | None = None
     w2_memcfg: ttnn.MemoryConfig | None = None
@@ -279,8 +278,8 @@ class MLP1D(LightweightModule):
     def __init_from_config(self, config: MLP1DConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
-        if shape not in ONE_D_MESHES:
-            raise ValueError(f"MLP1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
+        if shape not in ccl.ONE_D_MESHES:
+            raise ValueError(f"MLP1D runs on 1D meshes {ccl.ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
         w1_w3 = dict(dtype=cfg.w1_w3_dtype, memory_config=cfg.w1_w3_memcfg, mesh_mapping=MeshMapping.shard(-1))
         w2 = dict(dtype=cfg.w2_dtype, memory_config=cfg.w2_memcfg, mesh_mapping=MeshMapping.shard(-2))
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
@@ -301,8 +300,8 @@ class MLP1D(LightweightModule):
         reduce = partial(
             ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
         )
-        self._reduce_decode = _identity if single else reduce
-        self._reduce_prefill = _identity if single else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
+        self._reduce_decode = identity if single else reduce
+        self._reduce_prefill = identity if single else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -378,7 +377,3 @@ def swiglu_gate(w1_out, w3_out, activation, dtype):
     ttnn.deallocate(w1_out)
     ttnn.deallocate(w3_out)
     return out
-
-
-def _identity(x):
-    return x
