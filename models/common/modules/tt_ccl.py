@@ -127,20 +127,18 @@ def all_gather(tt_ccl: TT_CCL, x, *, dim, memory_config, topology, num_links, cl
     )
 
 
-def reduce_scatter_residual(tt_ccl: TT_CCL, x, *, topology, num_links, memory_config=None):
-    """Sum the partial outputs ``x`` of every device and leave each its 1/N of the width (dim 3): the
-    width-fractured residual stream of 1D meshes (TTTv1 tt_all_reduce on 1xN). ``memory_config`` None keeps
-    ``x``'s. Consumes ``x``."""
-    out = reduce_scatter(
-        tt_ccl,
-        x,
-        dim=WIDTH_DIM,
-        memory_config=memory_config or x.memory_config(),
-        topology=topology,
-        num_links=num_links,
-    )
+def reduce_scatter_residual(tt_ccl: TT_CCL, x, *, topology, num_links, memory_config):
+    """Sum the partial outputs ``x`` of every device and leave each its 1/N of the width (dim 3) in
+    ``memory_config``: the width-fractured residual stream of 1D meshes (TTTv1 tt_all_reduce on 1xN). Consumes
+    ``x``."""
+    out = reduce_scatter(tt_ccl, x, dim=WIDTH_DIM, memory_config=memory_config, topology=topology, num_links=num_links)
     ttnn.deallocate(x)
     return out
+
+
+def reduce_scatter_residual_in_place(tt_ccl: TT_CCL, x, *, topology, num_links):
+    """``reduce_scatter_residual`` keeping ``x``'s memory config (decode: the matmul's sharded L1 output)."""
+    return reduce_scatter_residual(tt_ccl, x, topology=topology, num_links=num_links, memory_config=x.memory_config())
 
 
 def all_reduce(

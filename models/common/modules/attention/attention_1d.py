@@ -210,11 +210,11 @@ class Attention1D(AttentionBase):
         fused = cfg.use_fused_all_gather_matmul
         self._wo_decode = self._fused_all_gather_wo if fused else self._wo_then_reduce_scatter
         self._gather_before_wo_prefill = self._all_gather_prefill if fused else identity
-        reduce = partial(
-            ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
-        )
-        self._reduce_prefill = identity if single or fused else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-        self._reduce_decode = identity if single else reduce
+        links = dict(topology=cfg.topology, num_links=cfg.num_reduce_scatter_links)
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        reduce_prefill = partial(ccl.reduce_scatter_residual, cfg.tt_ccl, memory_config=dram, **links)
+        self._reduce_prefill = identity if single or fused else reduce_prefill
+        self._reduce_decode = identity if single else partial(ccl.reduce_scatter_residual_in_place, cfg.tt_ccl, **links)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:

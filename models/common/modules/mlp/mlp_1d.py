@@ -297,11 +297,12 @@ class MLP1D(LightweightModule):
                 raise ValueError(f"MLP1D {name} has (padded) shape {got}, expected {shape_expected}")
         self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
         single = cfg.num_devices == 1
-        reduce = partial(
-            ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
+        links = dict(topology=cfg.topology, num_links=cfg.num_reduce_scatter_links)
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        self._reduce_decode = identity if single else partial(ccl.reduce_scatter_residual_in_place, cfg.tt_ccl, **links)
+        self._reduce_prefill = (
+            identity if single else partial(ccl.reduce_scatter_residual, cfg.tt_ccl, memory_config=dram, **links)
         )
-        self._reduce_decode = identity if single else reduce
-        self._reduce_prefill = identity if single else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
