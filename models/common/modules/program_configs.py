@@ -122,13 +122,14 @@ def matmul_config(
     )
 
 
-def num_to_corerange(num_cores: int) -> ttnn.CoreRange:
-    """``num_cores`` cores filling rows of 8 from (0, 0) (fewer than 8: one partial row)."""
-    cols = min(num_cores, CORES_PER_ROW)
-    rows = num_cores // cols
+def num_to_corerange(num_cores: int, start_core: ttnn.CoreCoord | None = None) -> ttnn.CoreRange:
+    """``num_cores`` cores filling rows of 8 from ``start_core`` (default (0, 0); fewer than 8: one partial row)."""
     if num_cores > CORES_PER_ROW and num_cores % CORES_PER_ROW:
         raise ValueError(f"{num_cores} cores do not fill whole rows of {CORES_PER_ROW}")
-    return ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(cols - 1, rows - 1))
+    start = start_core or ttnn.CoreCoord(0, 0)
+    cols = min(num_cores, CORES_PER_ROW)
+    rows = num_cores // cols
+    return ttnn.CoreRange(start, ttnn.CoreCoord(start.x + cols - 1, start.y + rows - 1))
 
 
 def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.MemoryConfig:

@@ -22,6 +22,7 @@ ONE_D_MESHES = ((1, 1), (1, 2), (1, 4), (1, 8))
 TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
 GALAXY_ALL_GATHER_LINKS = 2  # TTTv1 ModelArgs.num_all_gather_links on Galaxy (TG)
+ROWS_DIM = 2  # the rows (users, tokens) of a [1, 1, rows, width] activation
 WIDTH_DIM = 3  # the last dim of a [1, 1, rows, width] activation: the residual stream splits and gathers along it
 
 

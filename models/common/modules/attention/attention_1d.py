@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Attention1D: grouped-query self-attention with its own KV cache on 1D meshes (1x1 N150, 1x2 N300, 1x8 T3K).
+"""Attention1D: grouped-query self-attention with its own KV cache on 1D meshes (1x1 N150, 1x2 N300,
+1x4 N150x4, 1x8 T3K).
 
 decode:  linear(wqkv) [DRAM-sharded] (+ bias) → to interleaved → create heads (one user per core) → [q/k norm]
          → rotary_embedding_llama(q), (k) → update the KV cache at current_pos (paged or not) → SDPA decode

@@ -228,7 +228,7 @@ class Attention2D(AttentionBase):
         gathered = ccl.all_gather(  # every column's users, one tile of rows each
             cfg.tt_ccl,
             attn,
-            dim=2,
+            dim=ccl.ROWS_DIM,
             cluster_axis=ccl.COL_AXIS,
             memory_config=ttnn.L1_MEMORY_CONFIG,
             topology=cfg.topology,

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""MLP1D: the SwiGLU feed-forward block on 1D meshes (1x1 N150, 1x2 N300, 1x8 T3K).
+"""MLP1D: the SwiGLU feed-forward block on 1D meshes (1x1 N150, 1x2 N300, 1x4 N150x4,
+1x8 T3K).
 
     MLP(x) = w2( act(x @ w1) * (x @ w3) )      w1 = gate_proj.T, w3 = up_proj.T, w2 = down_proj.T (HF names)
 

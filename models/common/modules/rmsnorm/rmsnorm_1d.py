@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""RMSNorm1D: RMS normalisation on 1D meshes (1x1, 1x2, 1x8), TTTv1's RMSNorm + DistributedNorm in one module.
+"""RMSNorm1D: RMS normalisation on 1D meshes (1x1, 1x2, 1x4, 1x8), TTTv1's RMSNorm + DistributedNorm in one module.
 
     RMSNorm(x) = x / sqrt(mean(x², last dim) + eps) * weight
 
