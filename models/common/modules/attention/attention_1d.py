@@ -276,7 +276,7 @@ class Attention1D(AttentionBase):
         ttnn.deallocate(attn)
         return self._reduce_prefill(ttnn.reshape(out, [1, 1, seq_len, -1]))
 
-    # --- factories ------------------------------------------------------------------------------------------------
+    # --- factories -------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: Attention1DConfig) -> "Attention1D":
         module = cls.__new__(cls)

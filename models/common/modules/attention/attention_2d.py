@@ -269,7 +269,7 @@ class Attention2D(AttentionBase):
         out = self._linear(attn, self.wo, pc_wo, cfg.li_o_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
         return self._all_reduce(ttnn.reshape(out, [1, 1, seq_len, -1]), cluster_axis=ccl.ROW_AXIS, memory_config=dram)
 
-    # --- factories ------------------------------------------------------------------------------------------------
+    # --- factories -------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: Attention2DConfig) -> "Attention2D":
         module = cls.__new__(cls)

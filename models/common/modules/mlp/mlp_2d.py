@@ -93,12 +93,6 @@ class MLP2D(LightweightModule):
     def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
         self.__init_from_config(MLP2DConfig(w1=w1, w2=w2, w3=w3, **overrides))
 
-    @classmethod
-    def from_config(cls, config: MLP2DConfig) -> "MLP2D":
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
     def __init_from_config(self, config: MLP2DConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
@@ -145,7 +139,13 @@ class MLP2D(LightweightModule):
         """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
-    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
+    # --- factories -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: MLP2DConfig) -> "MLP2D":
+        module = cls.__new__(cls)
+        module.__init_from_config(config)
+        return module
+
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "MLP2D":
         """TTTv1's Galaxy MLP from a ModelArgs; takes MLP2DConfig.from_model_args's arguments (mesh_device, tt_ccl,
