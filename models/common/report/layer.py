@@ -18,6 +18,7 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
+from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_1d import Attention1D
 from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.attention.attention_steps import upload_positions
@@ -32,7 +33,7 @@ from models.common.report.model import Model, is_2d
 from models.common.tensor_utils import TILE_SIZE
 from models.tt_transformers.tt.ccl import tt_distributed_rmsnorm
 
-USERS = 32  # decode batch: one tile of users (TTTv1 max_batch_size 32)
+USERS = pc.MAX_DECODE_BATCH  # decode batch: one tile of users, the modules' default
 INPUT_SEED = 0  # the report's prefill prompt and decode tokens
 # TTTv1 DistributedNorm (TG) ln_cfg: HiFi2 without fp32 or L1 accumulation
 GALAXY_NORM_KERNEL = dict(

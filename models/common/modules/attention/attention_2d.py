@@ -319,6 +319,7 @@ class Attention2D(AttentionBase):
         return fill_on_serving_column(fill, cache, user_id, self.config.decode_users, self._column_masks)
 
     def _head_norm(self, norm_cfg):
+        """(decode, prefill) per-head norms for a Galaxy mesh (``_rmsnorm_2d``)."""
         return _rmsnorm_2d(self.config, norm_cfg)
 
     def _load(self, x, memory_config):
