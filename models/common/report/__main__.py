@@ -2,17 +2,20 @@
 """Decoder-layer report: what the TTTv2 modules do for a model on a mesh, before you touch hardware.
 
     python_env/bin/python -m models.common.report [--model NAME|FOLDER] [--mesh 1x1|1x2|1x8|8x4|4x8]
-        [--seq-len 128] [--decode-steps 4] [--compare-tttv1] [--json PATH] [--plot PATH]
+        [--seq-len 128] [--decode-steps 4] [--no-numerics] [--compare-tttv1] [--json PATH] [--plot PATH]
 
 Builds one decoder layer of TTTv2 modules (models/common/report/layer.py) from the checkpoint or seeded random
 weights, runs prefill and decode steps on the device at hand (hardware, simulator or mock), and prints per module and
 per op: program configs, memory configs, dtypes, math fidelity, weight and KV-cache bytes per device, host dispatch
-time, a DRAM-roofline estimate per decode token and a compute estimate for prefill; on hardware also measured time
-and PCC against the HF decoder layer. Bad input gets one error line and exit code 2.
+time, a DRAM-roofline estimate per decode token and a compute estimate for prefill, and the PCC of each module and of
+the layer against the HF decoder layer for the prefill and every decode step (on the mock tier: host-golden numbers
+of the same ttnn calls, through shadow execution); on hardware also measured time. Bad input gets one error line and
+exit code 2.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +23,9 @@ from pathlib import Path
 from models.common import devices
 
 devices.apply_environment_defaults()  # quiet logs and the project JIT cache, before ttnn is imported
+# Shadow goldens run torch's OpenMP threads between ops; spinning idle (OpenMP's default) they took the CPU from
+# ttnn's dispatch: host times per op were 3-4x higher on the 2-core mock machine. Read when torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MESHES = ((1, 1), (1, 2), (1, 8), (8, 4), (4, 8))
 DEFAULT_MODEL = "Llama-3.1-8B-Instruct"
@@ -79,6 +85,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--mesh", type=_mesh, help="default: the largest mesh the device at hand has (mock: 1x8)")
     parser.add_argument("--seq-len", type=_seq_len, default=DEFAULT_SEQ_LEN, help="prefill length (tokens)")
     parser.add_argument("--decode-steps", type=_decode_steps, default=DEFAULT_DECODE_STEPS)
+    parser.add_argument(
+        "--no-numerics", action="store_true", help="mock tier: skip the host-golden PCCs (shadow execution)"
+    )
     parser.add_argument("--compare-tttv1", action="store_true", help="TTTv1's config choices next to TTTv2's")
     parser.add_argument("--json", type=_output_path, metavar="PATH", help="write the whole report as JSON")
     parser.add_argument("--plot", type=_output_path, metavar="PATH", help="PNG: estimated decode time per mesh")
@@ -167,7 +176,8 @@ def _report(options) -> dict:
     from models.common.report.run import run_report
 
     try:
-        return run_report(model, mesh, tier, options.seq_len, options.decode_steps, options.compare_tttv1)
+        run = (options.seq_len, options.decode_steps, options.compare_tttv1, not options.no_numerics)
+        return run_report(model, mesh, tier, *run)
     except ValueError as error:  # the modules' construction and input checks name what to change
         raise BadInput(f"{where}: {error}") from error
 

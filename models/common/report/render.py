@@ -114,14 +114,30 @@ def _layer(report: dict) -> list[str]:
         f"{human_time(totals['prefill_compute_us'])}; host dispatch {human_time(totals['prefill_host_us'])} (warm)",
     ]
     if measured["pcc"] is None:
-        lines.append(f"  measured time and PCC vs the HF decoder layer: {measured['status']}")
-    else:
-        pcc = ", ".join(f"{label} {value:.4f}" for label, value in measured["pcc"].items())
+        return [*lines, f"  PCC vs the HF decoder layer: {measured['status']}"]
+    if measured["prefill_us"] is not None:
         lines.append(
-            f"  measured ({measured['status']}): prefill {human_time(measured['prefill_us'])}, decode step "
+            f"  measured ({measured['time']}): prefill {human_time(measured['prefill_us'])}, decode step "
             f"{human_time(measured['decode_us'])}"
         )
-        lines.append(f"  PCC vs the HF decoder layer: {pcc} (min {measured['min_pcc']:.4f})")
+    return [*lines, *_pcc_table(measured)]
+
+
+def _pcc_table(measured: dict) -> list[str]:
+    """PCC vs HF: one row per module and the layer, one column per run (prefill, decode steps); ✗ below threshold."""
+    runs = list(measured["pcc"])
+    parts = list(measured["thresholds"])
+    width = max(len(part) for part in parts)
+    heads = [run.replace("decode step ", "decode ") for run in runs]
+    lines = [
+        f"  PCC vs the HF decoder layer, user 0 ({measured['status']})",
+        "    " + "  ".join([f"{'':<{width}}", *(f"{h:>9}" for h in heads), "  min PCC"]),
+    ]
+    for part in parts:
+        values = [f"{measured['pcc'][run][part]:>9.5f}" for run in runs]
+        low = measured["min_pcc"][part] < measured["thresholds"][part]
+        verdict = f"  {'✗ below' if low else '≥'} {measured['thresholds'][part]}"
+        lines.append("    " + "  ".join([f"{part:<{width}}", *values, verdict]))
     return lines
 
 

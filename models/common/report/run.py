@@ -5,10 +5,16 @@ collect everything the report shows (``run_report``).
 Prefill runs twice (the first compiles kernels; the second is the one reported); decode step 0 compiles, the later
 steps are the warm ones timed. Prefill fills user 0's KV cache with the prompt; each decode step feeds all 32 users
 one token at the next position. Rotary tables and positions are made outside the layer (once per model step).
-On hardware and the simulator, outputs are read back and compared with the HF decoder layer holding the same
-weights; on the mock tier read-back is zeros, so nothing is measured.
+
+Numbers: each module's output and the layer's are compared (PCC, user 0) with the HF decoder layer holding the same
+weights, for the prefill and every decode step. On hardware and the simulator the outputs are read back from the
+device. On the mock tier read-back is zeros, so the run is shadowed (``models/common/testing/shadow``): every ttnn
+call also runs as a host golden on per-device torch tensors, and the numbers are those goldens' (labelled as such);
+``numerics=False`` skips them. While shadowed, host times are the sum of the ops' own dispatch times (the goldens'
+host work excluded).
 """
 
+import contextlib
 import statistics
 import sys
 import time
@@ -24,24 +30,47 @@ from models.common.report.layer import INPUT_SEED, USERS, DecoderLayer, cache_le
 from models.common.report.model import Model
 from models.common.report.recorder import OpRecorder
 from models.common.report.summary import RESIDUAL, module_entry
+from models.common.testing.numerics import pcc
+from models.common.testing.shadow.session import shadow_execution
 
-NOT_MEASURED_MOCK = "not measured (mock: read-back is zeros)"
+ON_DEVICE, HOST_GOLDEN = "device", "host golden"
+NUMERICS_STATUS = {
+    ON_DEVICE: "read back from the device",
+    HOST_GOLDEN: "host-golden numbers: the same ttnn calls shadowed on host per device (mock read-back is zeros)",
+}
+NOT_MEASURED = "not measured (mock tier with --no-numerics)"
+LAYER = "layer"
+# The PCC each part must reach, from the module tests: norms 0.999 (test_rmsnorm_1d), attention 0.99
+# (attention/hf_reference.py), MLP 0.98 (test_mlp_1d / test_mlp_2d, bfloat8_b weights), the layer 0.99
+# (test_decoder_layer_matches_hf).
+MIN_PCC = {"attention_norm": 0.999, "attention": 0.99, "ffn_norm": 0.999, "mlp": 0.98, LAYER: 0.99}
+HF_SUBMODULES = {  # the HF decoder layer's submodule whose output each report module's output is compared with
+    "attention_norm": "input_layernorm",
+    "attention": "self_attn",
+    "ffn_norm": "post_attention_layernorm",
+    "mlp": "mlp",
+}
 
 
-def run_report(model: Model, mesh_shape, tier: str, seq_len: int, decode_steps: int, compare_tttv1: bool) -> dict:
+def run_report(
+    model: Model, mesh_shape, tier: str, seq_len: int, decode_steps: int, compare_tttv1: bool, numerics: bool = True
+) -> dict:
     chip = estimates.WORMHOLE_N150
     timings = {}
     start = time.perf_counter()
     weights = model.layer_state_dict()
     timings["weights_s"] = time.perf_counter() - start
     length = cache_len(seq_len, decode_steps)
+    source = ON_DEVICE if tier != devices.MOCK else HOST_GOLDEN if numerics else None
     mesh = devices.open_mesh(mesh_shape)
     try:
-        with OpRecorder() as recorder:
+        # the shadow is entered inside the recorder: it wraps the recorder's wrappers, which time only device calls
+        shadowed = shadow_execution() if source == HOST_GOLDEN else contextlib.nullcontext()
+        with OpRecorder() as recorder, shadowed:
             start = time.perf_counter()
             layer = _build(model, weights, mesh, length)
             timings["build_s"] = time.perf_counter() - start
-            measured = _Measured(tier, model, weights)
+            measured = _Measured(source, model, weights, layer, recorder)
             prefill_runs = _prefill(layer, recorder, model, seq_len, timings, measured)
             decode_runs = _decode(layer, recorder, model, seq_len, decode_steps, timings, measured)
         parts = (*layer.modules.items(), (RESIDUAL, None))
@@ -75,53 +104,113 @@ def _build(model, weights, mesh, length) -> DecoderLayer:
 
 
 class _Measured:
-    """Device time and PCC against the HF decoder layer, on hardware and the simulator (not on mock)."""
+    """PCC per module and for the layer against the HF decoder layer (``source``: read back from the device, host
+    goldens, or None: not measured), and on hardware / the simulator the device time."""
 
-    def __init__(self, tier: str, model: Model, weights: dict):
-        self.tier = tier
-        self.reference = None if tier == devices.MOCK else model.hf_reference(weights)
+    def __init__(self, source, model: Model, weights: dict, layer: DecoderLayer, recorder: OpRecorder):
+        self.source, self.layer, self.recorder = source, layer, recorder
+        self.reference = None if source is None else model.hf_reference(weights)
+        self.expected: dict[str, torch.Tensor] = {}
+        if self.reference is not None:
+            for name, submodule in HF_SUBMODULES.items():
+                getattr(self.reference.layer, submodule).register_forward_hook(self._hook(name))
+        self.actual: dict[str, torch.Tensor] = {}
+        self.tap_s = 0.0  # time spent reading module outputs back, taken out of the run's host time
         self.prefill_s = None
         self.decode_s: list[float] = []
-        self.pcc: dict[str, float] = {}
+        self.pcc: dict[str, dict[str, float]] = {}
 
-    def compare(self, label: str, expected: torch.Tensor, actual: torch.Tensor) -> None:
-        self.pcc[label] = _pcc(expected, actual)
+    @property
+    def timed_on_device(self) -> bool:
+        return self.source == ON_DEVICE
+
+    def _hook(self, name: str):
+        def keep(module, inputs, output):
+            self.expected[name] = output[0] if isinstance(output, tuple) else output
+
+        return keep
+
+    def tap(self, rows: slice):
+        """A DecoderLayer tap keeping each module output's ``rows`` (user 0) on host, outside the recording."""
+
+        def keep(name: str, output: ttnn.Tensor) -> None:
+            if self.source is not None:
+                start = time.perf_counter()
+                with self.recorder.paused():
+                    self.actual[name] = self.layer.to_host(output)[0, 0, rows]
+                self.tap_s += time.perf_counter() - start
+
+        return keep
+
+    def compare(self, label: str, layer_input: torch.Tensor, start_pos: int, layer_output: ttnn.Tensor) -> None:
+        """Run the HF layer on ``layer_input`` (batch, seq, dim) and compare each tapped module output and the
+        layer's with it."""
+        if self.source is None:
+            return
+        layer_expected = self.reference(layer_input, start_pos)  # the hooks keep the submodules' outputs
+        expected = {**self.expected, LAYER: layer_expected}
+        rows = slice(0, layer_input.shape[1])
+        with self.recorder.paused():
+            actual = {**self.actual, LAYER: self.layer.to_host(layer_output)[0, 0, rows]}
+        self.pcc[label] = {name: pcc(expected[name][0], actual[name]) for name in (*HF_SUBMODULES, LAYER)}
+        self.actual.clear()
+
+    def take_tap_s(self) -> float:
+        """Time the taps spent reading back since the last call (taken out of host times)."""
+        tapped, self.tap_s = self.tap_s, 0.0
+        return tapped
 
     def entry(self) -> dict:
-        if self.tier == devices.MOCK:
-            return {"status": NOT_MEASURED_MOCK, "prefill_us": None, "decode_us": None, "pcc": None}
-        note = "simulator time, not device time" if self.tier == devices.TTSIM else "wall time incl. host dispatch"
-        return {
-            "status": note,
-            "prefill_us": self.prefill_s * 1e6,
-            "decode_us": statistics.median(self.decode_s) * 1e6,
+        if self.source is None:
+            return {"source": None, "status": NOT_MEASURED, "prefill_us": None, "decode_us": None, "pcc": None}
+        parts = (*HF_SUBMODULES, LAYER)
+        lowest = {name: min(step[name] for step in self.pcc.values()) for name in parts}
+        entry = {
+            "source": self.source,
+            "status": NUMERICS_STATUS[self.source],
             "pcc": self.pcc,
-            "min_pcc": min(self.pcc.values()),
+            "min_pcc": lowest,
+            "thresholds": MIN_PCC,
+            "below_threshold": [name for name in parts if lowest[name] < MIN_PCC[name]],
+            "prefill_us": None,
+            "decode_us": None,
         }
+        if self.timed_on_device:
+            entry["time"] = "simulator time, not device time" if devices.detect_tier() == devices.TTSIM else "wall"
+            entry["prefill_us"] = self.prefill_s * 1e6
+            entry["decode_us"] = statistics.median(self.decode_s) * 1e6
+        return entry
+
+
+def _host_time(calls: list, elapsed: float, shadowed: bool) -> float:
+    """Host time of one run: its wall time, or while shadowed the sum of its ops' dispatch times."""
+    return sum(call.host_s for call in calls) if shadowed else elapsed
 
 
 def _prefill(layer, recorder, model, seq_len, timings, measured) -> list[list]:
     prompt = torch.randn(1, 1, seq_len, model.dim, generator=torch.Generator().manual_seed(INPUT_SEED))
     rot_mats = layer.rope.prefill_forward(seq_len)
+    shadowed = measured.source == HOST_GOLDEN
     runs, wall = [], []
-    for _ in ("cold", "warm"):
+    for run in ("cold", "warm"):
         x = layer.upload(prompt, ttnn.DRAM_MEMORY_CONFIG)
+        tap = measured.tap(slice(None)) if run == "warm" else None
         with recorder.recording() as calls:
             start = time.perf_counter()
-            out = layer.prefill(x, seq_len, rot_mats, recorder.module)
+            out = layer.prefill(x, seq_len, rot_mats, recorder.module, tap)
             ttnn.synchronize_device(layer.mesh_device)
-            wall.append(time.perf_counter() - start)
+            wall.append(_host_time(calls, time.perf_counter() - start - measured.take_tap_s(), shadowed))
         runs.append(calls)
     timings["prefill_cold_s"], timings["prefill_warm_s"] = wall
-    if measured.reference is not None:
-        measured.prefill_s = wall[-1]
-        measured.compare("prefill", measured.reference(prompt[0], 0), layer.to_host(out)[0])
+    measured.prefill_s = wall[-1]
+    measured.compare("prefill", prompt[0], 0, out)
     return runs[1:]
 
 
 def _decode(layer, recorder, model, seq_len, steps, timings, measured) -> list[list]:
     """Returns the warm steps' op calls; timings get the cold step and the warm steps' host dispatch times."""
     generator = torch.Generator().manual_seed(INPUT_SEED + 1)
+    shadowed = measured.source == HOST_GOLDEN
     runs, host, wall = [], [], []
     for step in range(steps):
         tokens = torch.randn(1, 1, USERS, model.dim, generator=generator)
@@ -130,23 +219,18 @@ def _decode(layer, recorder, model, seq_len, steps, timings, measured) -> list[l
         current_pos, rot_mats = layer.positions(positions), layer.rope.decode_forward(positions)
         with recorder.recording() as calls:
             start = time.perf_counter()
-            out = layer.decode(x, current_pos, rot_mats, recorder.module)
-            host.append(time.perf_counter() - start)
+            out = layer.decode(x, current_pos, rot_mats, recorder.module, measured.tap(slice(0, 1)))
+            dispatched = time.perf_counter() - start
+            tapped = measured.take_tap_s()
+            host.append(_host_time(calls, dispatched - tapped, shadowed))
             ttnn.synchronize_device(layer.mesh_device)
-            wall.append(time.perf_counter() - start)
+            wall.append(_host_time(calls, time.perf_counter() - start - tapped, shadowed))
         runs.append(calls)
-        if measured.reference is not None:
-            expected = measured.reference(tokens[0, :, :1], seq_len + step)  # user 0, as (batch, seq, dim)
-            measured.compare(f"decode step {step}", expected[0], layer.to_host(out)[0, 0, :1])
+        measured.compare(f"decode step {step}", tokens[0, :, :1], seq_len + step, out)  # user 0
     timings["decode_cold_s"] = wall[0]
     timings["decode_warm_host_s"] = host[1:]
     measured.decode_s = wall[1:]
     return runs[1:]
-
-
-def _pcc(expected: torch.Tensor, actual: torch.Tensor) -> float:
-    stacked = torch.stack([expected.flatten().double(), actual.flatten().double()])
-    return torch.corrcoef(stacked)[0, 1].item()
 
 
 def _model_entry(model: Model) -> dict:
