@@ -167,13 +167,15 @@ def _report(options) -> dict:
         raise BadInput(str(error)) from error
     mesh = options.mesh or default_mesh(tier)
     where = f"{options.model} on a {_names([mesh])} mesh"
+    from models.common.report.layer import cache_len
+    from models.common.report.run import check_fits, run_report
+
     try:
         model.check_split(mesh)
+        check_fits(model, mesh, cache_len(options.seq_len, options.decode_steps), MESHES)
     except ValueError as error:
         raise BadInput(f"{where}: {error}") from error
     use_mesh(mesh, tier)
-
-    from models.common.report.run import run_report
 
     try:
         run = (options.seq_len, options.decode_steps, options.compare_tttv1, not options.no_numerics)

@@ -40,6 +40,9 @@ NUMERICS_STATUS = {
 }
 NOT_MEASURED = "not measured (mock tier with --no-numerics)"
 LAYER = "layer"
+NORMS = 2  # the attention and MLP norms' weights (dim each), bfloat16 like RMSNorm1D's and TTTv1's
+NORM_WEIGHT_DTYPE = ttnn.bfloat16
+DEFAULT_DTYPE = ttnn.bfloat8_b  # Attention1D/2D and MLP1D/2D configs' default_*_dtype for weights and KV cache
 # The PCC each part must reach, from the module tests: norms 0.999 (test_rmsnorm_1d), attention 0.99
 # (attention/hf_reference.py), MLP 0.98 (test_mlp_1d / test_mlp_2d, bfloat8_b weights), the layer 0.99
 # (test_decoder_layer_matches_hf).
@@ -85,7 +88,7 @@ def run_report(
             "totals": _totals(modules, timings),
             "measured": measured.entry(),
             "timings_s": timings,
-            "scaling": _scaling(model, layer, length, chip, tuple(mesh_shape)),
+            "scaling": _scaling(model, layer, chip, tuple(mesh_shape)),
         }
         if compare_tttv1:
             report["tttv1_comparison"] = compare(layer, model, weights, length, seq_len)
@@ -268,30 +271,84 @@ def _totals(modules: list[dict], timings: dict) -> dict:
     }
 
 
-def _scaling(model: Model, layer: DecoderLayer, length: int, chip, mesh_shape) -> dict:
-    """Analytic decode estimate on the plotted meshes and this run's, in its dtypes (estimates.mesh_scaling)."""
-    attention, mlp = layer.modules["attention"], layer.modules["mlp"]
-    dim, hidden, head_dim = model.dim, model.hidden_dim, model.head_dim
+def planned_parameters(model: Model, length: int) -> estimates.LayerParameters:
+    """The analytic estimate's inputs before anything is built: the model's sizes in the dtype every TTTv2 attention
+    and MLP config defaults to for weights and KV cache (``DEFAULT_DTYPE``), the report's decode batch and cache."""
+    qkv_size = model.head_dim * (model.n_heads + 2 * model.n_kv_heads)
     split = {
-        "wqkv": (dim * head_dim * (model.n_heads + 2 * model.n_kv_heads), attention.wqkv.dtype),
-        "wo": (model.n_heads * head_dim * dim, attention.wo.dtype),
-        "w1": (dim * hidden, mlp.w1.dtype),
-        "w2": (hidden * dim, mlp.w2.dtype),
-        "w3": (dim * hidden, mlp.w3.dtype),
+        "wqkv": (model.dim * qkv_size, DEFAULT_DTYPE),
+        "wo": (model.n_heads * model.head_dim * model.dim, DEFAULT_DTYPE),
+        "w1 w2 w3": (3 * model.dim * model.hidden_dim, DEFAULT_DTYPE),
     }
-    params = estimates.LayerParameters(
+    return estimates.LayerParameters(
         split=split,
-        replicated={"norm weights": (2 * dim, ttnn.bfloat16)},
+        replicated={"norm weights": (NORMS * model.dim, NORM_WEIGHT_DTYPE)},
         n_heads=model.n_heads,
         n_kv_heads=model.n_kv_heads,
-        head_dim=head_dim,
-        kv_dtype=attention.keys.dtype,
+        head_dim=model.head_dim,
+        kv_dtype=DEFAULT_DTYPE,
         users=USERS,
         context=length,
         n_layers=model.n_layers,
+        dim=model.dim,
     )
+
+
+def check_fits(model: Model, mesh_shape, length: int, meshes, chip=estimates.WORMHOLE_N150) -> None:
+    """ValueError (one line: the figures and those of ``meshes`` that would fit) when the layer cannot run on
+    ``mesh_shape`` or the whole model does not fit its devices' DRAM."""
+    rows = estimates.mesh_scaling(planned_parameters(model, length), chip, meshes)
+    here = next(row for row in rows if row["mesh"] == _name(mesh_shape))
+    if estimates.runnable(here):
+        return
+    fitting = ", ".join(row["mesh"] for row in rows if estimates.runnable(row)) or "none of " + ", ".join(
+        row["mesh"] for row in rows
+    )
+    problems = [here["reason"]] if "reason" in here else []
+    if "model_fits_dram" in here and not here["model_fits_dram"]:
+        problems.append(
+            f"{model.n_layers} layers x (weights {here['weight_bytes_per_device'] / 1e9:.2f} GB + KV cache "
+            f"{here['kv_cache_bytes_per_device'] / 1e9:.3f} GB) = {here['model_bytes_per_device'] / 1e9:.1f} GB per "
+            f"device ({DEFAULT_DTYPE.name.lower()} weights and KV cache) > {chip.dram_bytes / 1e9:.1f} GB DRAM of a "
+            f"{chip.name}"
+        )
+    raise ValueError(f"does not fit: {'; '.join(problems)}; meshes that would: {fitting}")
+
+
+def _name(mesh_shape) -> str:
+    return f"{mesh_shape[0]}x{mesh_shape[1]}"
+
+
+def layer_parameters(model: Model, layer: DecoderLayer) -> estimates.LayerParameters:
+    """The analytic estimate's inputs, read from the layer's resolved attention and MLP configs (sizes, dtypes,
+    decode batch, cache length), so the analytic figures describe what runs."""
+    attention, mlp = layer.modules["attention"].config, layer.modules["mlp"].config
+    split = {
+        "wqkv": (attention.dim * attention.qkv_size, attention.wqkv_dtype),
+        "wo": (attention.n_heads * attention.head_dim * attention.dim, attention.wo_dtype),
+        "w1 w3": (2 * mlp.dim * mlp.hidden_dim, mlp.w1_w3_dtype),
+        "w2": (mlp.hidden_dim * mlp.dim, mlp.w2_dtype),
+    }
+    return estimates.LayerParameters(
+        split=split,
+        replicated={"norm weights": (NORMS * attention.dim, NORM_WEIGHT_DTYPE)},
+        n_heads=attention.n_heads,
+        n_kv_heads=attention.n_kv_heads,
+        head_dim=attention.head_dim,
+        kv_dtype=attention.kv_cache_dtype,
+        users=attention.max_batch_size,
+        context=attention.max_seq_len,
+        n_layers=model.n_layers,
+        dim=attention.dim,
+    )
+
+
+def _scaling(model: Model, layer: DecoderLayer, chip, mesh_shape) -> dict:
+    """Analytic decode estimate on the plotted meshes and this run's, in its dtypes (estimates.mesh_scaling)."""
     return {
         "basis": "analytic: parameters / devices x bytes per parameter (this run's dtypes) + each device's KV-cache "
         f"slice, / {chip.dram_bytes_per_s / 1e9:.0f} GB/s; computed, not run, on each mesh",
-        "meshes": estimates.mesh_scaling(params, chip, sorted({*estimates.PLOT_MESHES, mesh_shape})),
+        "meshes": estimates.mesh_scaling(
+            layer_parameters(model, layer), chip, sorted({*estimates.PLOT_MESHES, mesh_shape})
+        ),
     }
