@@ -151,10 +151,10 @@ def _scaling(report: dict) -> list[str]:
             continue
         fits = "fits" if row["model_fits_dram"] else "does not fit"
         weights, kv = human_bytes(row["weight_bytes_per_device"]), human_bytes(row["kv_cache_bytes_per_device"])
-        model = human_bytes(row["model_weight_bytes_per_device"])
+        model = human_bytes(row["model_bytes_per_device"])
         lines.append(
-            f"  {row['mesh']:<4}  {human_time(row['decode_us']):>9}   weights {weights} + KV {kv} per device; "
-            f"all {n_layers} layers' weights {model} per device ({fits} in DRAM){mark}"
+            f"  {row['mesh']:<4}  {human_time(row['decode_us']):>9}   weights {weights} + KV {kv} per device "
+            f"({row['decode_users_per_device']} users); all {n_layers} layers {model} per device ({fits} in DRAM){mark}"
         )
     return lines
 
@@ -199,12 +199,15 @@ def write_plot(report: dict, path) -> None:
     rows = scaling["meshes"]
     figure, axes = pyplot.subplots(figsize=PLOT_SIZE_INCHES)
     names = [row["mesh"] for row in rows]
-    values = [row["decode_us"] if row["supported"] else 0.0 for row in rows]
+    values = [row.get("decode_us", 0.0) for row in rows]
     colours = ["tab:orange" if row["mesh"] == report["device"]["mesh"] else "tab:blue" for row in rows]
     bars = axes.bar(names, values, color=colours)
     for bar, row in zip(bars, rows, strict=True):
-        label = human_time(row["decode_us"]) if row["supported"] else "heads do not split"
-        label += "" if not row["supported"] or row["model_fits_dram"] else "\nall layers exceed DRAM"
+        if "decode_us" not in row:
+            label = "heads do not split"
+        else:
+            label = human_time(row["decode_us"]) + ("" if row["supported"] else "\nL1 limit")
+            label += "" if row["model_fits_dram"] else "\nall layers exceed DRAM"
         axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
     axes.set_xlabel("mesh (orange: this run)")
     axes.set_ylabel("µs per layer and decode token")
