@@ -2,7 +2,8 @@
 """Decoder-layer report: what the TTTv2 modules do for a model on a mesh, before you touch hardware.
 
     python_env/bin/python -m models.common.report [--model NAME|FOLDER] [--mesh 1x1|1x2|1x8|8x4|4x8]
-        [--seq-len 128] [--decode-steps 4] [--no-numerics] [--compare-tttv1] [--json PATH] [--plot PATH]
+        [--seq-len 128] [--decode-steps 4] [--no-numerics] [--precision RECIPES] [--compare-tttv1] [--json PATH]
+        [--plot PATH]
 
 Builds one decoder layer of TTTv2 modules (models/common/report/layer.py) from the checkpoint or seeded random
 weights, runs prefill and decode steps on the device at hand (hardware, simulator or mock), and prints per module and
@@ -72,6 +73,15 @@ def _decode_steps(text: str) -> int:
     return value
 
 
+def _recipes(text: str) -> list:
+    from models.common.report import precision
+
+    try:
+        return precision.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _output_path(text: str) -> Path:
     path = Path(text)
     if not path.parent.is_dir():
@@ -87,6 +97,13 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--decode-steps", type=_decode_steps, default=DEFAULT_DECODE_STEPS)
     parser.add_argument(
         "--no-numerics", action="store_true", help="mock tier: skip the host-golden PCCs (shadow execution)"
+    )
+    parser.add_argument(
+        "--precision",
+        type=_recipes,
+        metavar="RECIPES",
+        help="precision recipes side by side, e.g. tttv2,performance,bf16,bfp4-mlp,custom:wqkv=bf16,kv_cache=bf16 "
+        "(models/common/report/precision.py)",
     )
     parser.add_argument("--compare-tttv1", action="store_true", help="TTTv1's config choices next to TTTv2's")
     parser.add_argument("--json", type=_output_path, metavar="PATH", help="write the whole report as JSON")
@@ -178,7 +195,7 @@ def _report(options) -> dict:
     use_mesh(mesh, tier)
 
     try:
-        run = (options.seq_len, options.decode_steps, options.compare_tttv1, not options.no_numerics)
+        run = (options.seq_len, options.decode_steps, options.compare_tttv1, not options.no_numerics, options.precision)
         return run_report(model, mesh, tier, *run)
     except ValueError as error:  # the modules' construction and input checks name what to change
         raise BadInput(f"{where}: {error}") from error

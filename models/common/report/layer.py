@@ -77,35 +77,38 @@ class GalaxyNorm:
 class DecoderLayer:
     """One decoder layer of TTTv2 modules on ``mesh_device``; ``decode`` / ``prefill`` run it on the residual."""
 
-    def __init__(self, model: Model, weights: dict, mesh_device, cache_len: int, progress):
-        """``weights``: HF names without the layer prefix, unfused; ``progress`` advances by each module's weights."""
+    def __init__(self, model: Model, weights: dict, mesh_device, cache_len: int, progress, overrides=None):
+        """``weights``: HF names without the layer prefix, unfused; ``progress`` advances by each module's weights;
+        ``overrides``: module name -> config fields given over the module's defaults (a precision recipe's)."""
         self.mesh_device, self.dim = mesh_device, model.dim
         self.two_d = is_2d(tuple(mesh_device.shape))
+        given = overrides or {}
         build = partial(_built, progress, weights)
         attention_cls, mlp_cls = (Attention2D, MLP2D) if self.two_d else (Attention1D, MLP1D)
-        attention_kw = _attention_kw(model, weights, cache_len, mesh_device)
+        attention_kw = {**_attention_kw(model, weights, cache_len, mesh_device), **given.get("attention", {})}
         attention = build("attention", lambda: attention_cls.from_hf(*_attention_weights(weights), **attention_kw))
-        mlp = build("mlp", lambda: mlp_cls(*_mlp_weights(weights), mesh_device=mesh_device))
+        mlp_kw = {"mesh_device": mesh_device, **given.get("mlp", {})}
+        mlp = build("mlp", lambda: mlp_cls(*_mlp_weights(weights), **mlp_kw))
         eps = model.config.rms_norm_eps
         self.residual_memcfg = attention.config.decode_residual_memcfg
         if self.two_d:
             self.input_mapping = MeshMapping.shard_2d(None, -1)  # split over mesh columns, copies on the rows
 
-            def norm(key, consumer):
-                return GalaxyNorm(weights[key], eps, mesh_device, consumer.config.decode_input_memcfg)
+            def norm(name, consumer):
+                return GalaxyNorm(weights[_norm_weight(name)], eps, mesh_device, consumer.config.decode_input_memcfg)
 
         else:
             single = mesh_device.get_num_devices() == 1
             self.input_mapping = MeshMapping.replicate() if single else MeshMapping.shard(-1)
 
-            def norm(key, consumer):  # reads the residual, writes straight into its consumer's decode input layout
+            def norm(name, consumer):  # reads the residual, writes straight into its consumer's decode input layout
                 grid = consumer.config.decode_input_core_grid
-                weight = LazyWeight(weights[key])
+                weight = LazyWeight(weights[_norm_weight(name)])
                 kw = dict(eps=eps, decode_core_grid=grid, decode_input_memcfg=self.residual_memcfg)
-                return RMSNorm1D(weight, mesh_device=mesh_device, **kw)
+                return RMSNorm1D(weight, mesh_device=mesh_device, **kw, **given.get(name, {}))
 
-        attention_norm = build("attention_norm", lambda: norm("input_layernorm.weight", attention))
-        ffn_norm = build("ffn_norm", lambda: norm("post_attention_layernorm.weight", mlp))
+        attention_norm = build("attention_norm", lambda: norm("attention_norm", attention))
+        ffn_norm = build("ffn_norm", lambda: norm("ffn_norm", mlp))
         self.modules = {"attention_norm": attention_norm, "attention": attention, "ffn_norm": ffn_norm, "mlp": mlp}
         theta = model.rope_parameters["rope_theta"]
         rope_cls = Rope2D if self.two_d else Rope1D  # 2D: each mesh column decodes its share of the users
@@ -186,6 +189,11 @@ class DecoderLayer:
         ttnn.deallocate(residual)
         ttnn.deallocate(update)
         return out
+
+
+def _norm_weight(name: str) -> str:
+    """The HF weight of norm ``name`` (attention_norm, ffn_norm)."""
+    return MODULE_PARAMS[name] + "weight"
 
 
 def _no_tap(name: str, output: ttnn.Tensor) -> None:

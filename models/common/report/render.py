@@ -29,6 +29,8 @@ def human_flops(count: float) -> str:
 
 def render_text(report: dict) -> str:
     sections = [_header(report), *(_module(m) for m in report["modules"]), _layer(report), _scaling(report)]
+    if "precision" in report:
+        sections.append(_precision(report["precision"], report["device"]["mesh"]))
     if "tttv1_comparison" in report:
         sections.append(_comparison(report["tttv1_comparison"]))
     return "\n\n".join("\n".join(section) for section in sections)
@@ -156,6 +158,42 @@ def _scaling(report: dict) -> list[str]:
             f"  {row['mesh']:<4}  {human_time(row['decode_us']):>9}   weights {weights} + KV {kv} per device "
             f"({row['decode_users_per_device']} users); all {n_layers} layers {model} per device ({fits} in DRAM){mark}"
         )
+    return lines
+
+
+def _precision(table: dict, mesh: str) -> list[str]:
+    """One row per recipe: the lowest PCC per module and of the layer over the prefill and decode steps, weight and
+    KV bytes per device, the decode roofline; then each recipe's fields."""
+    parts = ("attention_norm", "attention", "ffn_norm", "mlp", "layer")
+    lines = [f"precision recipes on this {mesh} mesh (PCC: lowest over prefill and decode steps, user 0)"]
+    differences = table["tttv2_differs_from_tttv1"]
+    if differences:
+        changed = "; ".join(f"{d['field']} TTTv1 {d['tttv1']}, TTTv2 {d['tttv2']}" for d in differences)
+        lines.append(f"  TTTv2's defaults differ from TTTv1's choice ({table['tttv1_default']}) here: {changed}")
+    elif table["tttv1_unavailable"]:
+        lines.append(f"  TTTv1's choice unknown: {table['tttv1_unavailable']}")
+    width = max(len(row["recipe"]) for row in table["rows"])
+    header = [f"{'recipe':<{width}}", *(f"{part:>14}" for part in parts), "weights/dev", "   KV/dev", "decode roofline"]
+    lines.append("    " + "  ".join(header))
+    for row in table["rows"]:
+        if "unavailable" in row:
+            lines.append(f"    {row['recipe']:<{width}}  n/a: {row['unavailable']}")
+            continue
+        pcc = [f"{row['min_pcc'][part]:>14.5f}" if row["min_pcc"] else f"{'-':>14}" for part in parts]
+        sizes = [
+            f"{human_bytes(row['weight_bytes_per_device']):>11}",
+            f"{human_bytes(row['kv_cache_bytes_per_device']):>9}",
+        ]
+        lines.append(
+            "    " + "  ".join([f"{row['recipe']:<{width}}", *pcc, *sizes, human_time(row["decode_roofline_us"])])
+        )
+    for row in table["rows"]:
+        given = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
+            for name, fields in row.get("fields", {}).items()
+            if fields
+        )
+        lines.append(f"  {row['recipe']}: {row['description']}" + (f" — {given}" if given else ""))
     return lines
 
 

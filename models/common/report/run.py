@@ -18,25 +18,28 @@ import contextlib
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import ttnn
 from tqdm import tqdm
 
 from models.common import devices
-from models.common.report import estimates
+from models.common.report import estimates, precision
 from models.common.report.compare import compare
+from models.common.report.describe import describe, same
 from models.common.report.layer import INPUT_SEED, USERS, DecoderLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpRecorder
-from models.common.report.summary import RESIDUAL, module_entry
+from models.common.report.summary import KV_CACHE_ATTRIBUTES, RESIDUAL, WEIGHT_ATTRIBUTES, device_tensors, module_entry
 from models.common.testing.numerics import pcc
 from models.common.testing.shadow.session import shadow_execution
 
 ON_DEVICE, HOST_GOLDEN = "device", "host golden"
 NUMERICS_STATUS = {
     ON_DEVICE: "read back from the device",
-    HOST_GOLDEN: "host-golden numbers: the same ttnn calls shadowed on host per device (mock read-back is zeros)",
+    HOST_GOLDEN: "host-golden numbers: the same ttnn calls shadowed on host per device, in their dtypes; math "
+    "fidelity not modelled (mock read-back is zeros)",
 }
 NOT_MEASURED = "not measured (mock tier with --no-numerics)"
 LAYER = "layer"
@@ -56,7 +59,14 @@ HF_SUBMODULES = {  # the HF decoder layer's submodule whose output each report m
 
 
 def run_report(
-    model: Model, mesh_shape, tier: str, seq_len: int, decode_steps: int, compare_tttv1: bool, numerics: bool = True
+    model: Model,
+    mesh_shape,
+    tier: str,
+    seq_len: int,
+    decode_steps: int,
+    compare_tttv1: bool,
+    numerics: bool = True,
+    recipes: list[precision.Recipe] | None = None,
 ) -> dict:
     chip = estimates.WORMHOLE_N150
     timings = {}
@@ -76,6 +86,10 @@ def run_report(
             measured = _Measured(source, model, weights, layer, recorder)
             prefill_runs = _prefill(layer, recorder, model, seq_len, timings, measured)
             decode_runs = _decode(layer, recorder, model, seq_len, decode_steps, timings, measured)
+            if recipes:
+                start = time.perf_counter()
+                side_by_side = _recipes(recipes, _Run(model, weights, length, seq_len, decode_steps), layer, measured)
+                timings["recipes_s"] = time.perf_counter() - start
         parts = (*layer.modules.items(), (RESIDUAL, None))
         modules = [module_entry(name, module, seq_len, decode_runs, prefill_runs, chip) for name, module in parts]
         report = {
@@ -90,6 +104,8 @@ def run_report(
             "timings_s": timings,
             "scaling": _scaling(model, layer, chip, tuple(mesh_shape)),
         }
+        if recipes:
+            report["precision"] = side_by_side
         if compare_tttv1:
             report["tttv1_comparison"] = compare(layer, model, weights, length, seq_len)
         return report
@@ -104,6 +120,103 @@ def _build(model, weights, mesh, length) -> DecoderLayer:
         total=total, unit="param", unit_scale=True, desc="converting weights", file=sys.stderr, leave=False
     ) as bar:
         return DecoderLayer(model, unfused, mesh, length, bar)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every recipe's run shares: the model, its layer weights, the cache length, prefill and decode steps."""
+
+    model: Model
+    weights: dict
+    length: int
+    seq_len: int
+    decode_steps: int
+
+
+def _recipes(recipes: list, run: _Run, layer: DecoderLayer, measured: "_Measured") -> dict:
+    """One row per recipe (the layer built with its precision fields, run as the report's layer is). Where TTTv2's
+    defaults differ from TTTv1's choice (its default recipe) for this model, both rows are shown and the fields
+    listed."""
+    tttv1 = precision.NAMED[precision.TTTV1_DEFAULT]
+    try:
+        chosen = precision.overrides(tttv1, layer, run.model, run.weights, run.length)
+    except ValueError as error:
+        chosen, unavailable = {}, str(error)
+    else:
+        unavailable = None
+    differences = [
+        {
+            "field": f"{name}.{field}",
+            "tttv1": describe(value),
+            "tttv2": describe(getattr(layer.modules[name].config, field)),
+        }
+        for name, fields in _changes(chosen, layer).items()
+        for field, value in fields.items()
+    ]
+    wanted = [*recipes, *(precision.NAMED[n] for n in (precision.TTTV2, precision.TTTV1_DEFAULT))]
+    shown = [r for r in dict.fromkeys(wanted) if r in recipes or differences]
+    rows = []
+    for recipe in shown:
+        if recipe.optimizations is None:
+            rows.append(_recipe_row(recipe, {}, run, layer, measured))
+            continue
+        try:
+            given = (
+                chosen if recipe == tttv1 else precision.overrides(recipe, layer, run.model, run.weights, run.length)
+            )
+        except ValueError as error:
+            rows.append({"recipe": recipe.name, "description": recipe.description, "unavailable": str(error)})
+            continue
+        rows.append(_recipe_layer_row(recipe, given, _changes(given, layer), run, layer.mesh_device, measured))
+    return {
+        "tttv1_default": precision.TTTV1_DEFAULT,
+        "tttv1_unavailable": unavailable,
+        "tttv2_differs_from_tttv1": differences,
+        "rows": rows,
+    }
+
+
+def _changes(given: dict, layer: DecoderLayer) -> dict:
+    """Of the fields a recipe gives, those that differ from the TTTv2 layer's resolved config, per module."""
+    return {
+        name: {
+            field: value
+            for field, value in fields.items()
+            if not same(value, getattr(layer.modules[name].config, field))
+        }
+        for name, fields in given.items()
+    }
+
+
+def _recipe_layer_row(recipe, given: dict, changes: dict, run: _Run, mesh, main: "_Measured") -> dict:
+    """Build the layer with the recipe's fields and run prefill and decode steps, numbers as the main run's;
+    ``changes``: the fields that differ from TTTv2's defaults (shown)."""
+    unfused = run.model.unfused(run.weights)
+    layer = DecoderLayer(run.model, unfused, mesh, run.length, tqdm(disable=True), overrides=given)
+    measured = _Measured(main.source, run.model, run.weights, layer, main.recorder)
+    _prefill(layer, main.recorder, run.model, run.seq_len, {}, measured)
+    _decode(layer, main.recorder, run.model, run.seq_len, run.decode_steps, {}, measured)
+    return _recipe_row(recipe, changes, run, layer, measured)
+
+
+def _recipe_row(recipe, changes: dict, run: _Run, layer: DecoderLayer, measured: "_Measured") -> dict:
+    modules = layer.modules.values()
+    mesh = tuple(layer.mesh_device.shape)
+    [scaling] = estimates.mesh_scaling(layer_parameters(run.model, layer), estimates.WORMHOLE_N150, [mesh])
+    numbers = measured.entry()
+    return {
+        "recipe": recipe.name,
+        "description": recipe.description,
+        "changes": {
+            name: {field: describe(v) for field, v in fields.items()} for name, fields in changes.items() if fields
+        },
+        "pcc": numbers["pcc"],
+        "min_pcc": numbers.get("min_pcc"),
+        "below_threshold": numbers.get("below_threshold"),
+        "weight_bytes_per_device": sum(t["bytes"] for m in modules for t in device_tensors(m, WEIGHT_ATTRIBUTES)),
+        "kv_cache_bytes_per_device": sum(t["bytes"] for m in modules for t in device_tensors(m, KV_CACHE_ATTRIBUTES)),
+        "decode_roofline_us": scaling["decode_us"],
+    }
 
 
 class _Measured:

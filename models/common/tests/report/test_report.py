@@ -303,6 +303,57 @@ def test_default_report_1x8_matches_tttv1_and_plots(tmp_path, device_tier):
     assert paths["plot"].read_bytes().startswith(PNG_MAGIC)
 
 
+def test_report_galaxy_8x4_host_golden_pccs(tmp_path, device_tier):
+    """Attention2D / MLP2D on 8x4: PCCs per module and layer, and each device caches its mesh column's 8 users."""
+    _skip_unless_the_device_has((8, 4), device_tier)
+    result = _run(
+        "--model",
+        SMALL,
+        "--mesh",
+        "8x4",
+        "--decode-steps",
+        "2",
+        "--json",
+        str(tmp_path / "r.json"),
+        cwd=devices.REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TensorTopology" not in result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    _check_numerics(report, device_tier)
+    [kv] = [m for m in report["modules"] if m["name"] == "attention"]
+    assert [t["shape"][0] for t in kv["kv_cache"]] == [8, 8]
+    scaling = {row["mesh"]: row for row in report["scaling"]["meshes"]}
+    assert scaling["8x4"]["kv_cache_bytes_per_device"] == kv["kv_cache_bytes_per_device"]
+
+
+def test_precision_recipes_side_by_side(tmp_path, device_tier):
+    """Named and custom recipes, one row each: bfloat4_b MLP weights cost MLP PCC and save bytes, bfloat16 doubles
+    the KV cache; --no-numerics leaves the PCCs out."""
+    _skip_unless_the_device_has((1, 1), device_tier)
+    recipes = "tttv2,bfp4-mlp,bf16,custom:kv_cache=bf16"
+    args = ("--model", SMALL, "--mesh", "1x1", "--decode-steps", "2", "--precision", recipes)
+    result = _run(*args, "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "precision recipes on this 1x1 mesh" in result.stdout
+    rows = {row["recipe"]: row for row in json.loads((tmp_path / "r.json").read_text())["precision"]["rows"]}
+    assert list(rows) == ["tttv2", "bfp4-mlp", "bf16", "custom:kv_cache=bf16"]
+    tttv2, bfp4, bf16, custom = rows.values()
+    assert bfp4["min_pcc"]["mlp"] < tttv2["min_pcc"]["mlp"] and bfp4["min_pcc"]["mlp"] >= MODULE_MIN_PCC["mlp"]
+    assert bfp4["changes"]["mlp"]["w1_w3_dtype"] == "bfloat4_b" and "attention" not in bfp4["changes"]
+    assert bfp4["weight_bytes_per_device"] < tttv2["weight_bytes_per_device"] < bf16["weight_bytes_per_device"]
+    assert bfp4["decode_roofline_us"] < tttv2["decode_roofline_us"] < bf16["decode_roofline_us"]
+    assert bf16["kv_cache_bytes_per_device"] == custom["kv_cache_bytes_per_device"]
+    assert bf16["kv_cache_bytes_per_device"] == tttv2["kv_cache_bytes_per_device"] * 2048 // 1088  # bf16 / bfp8 tiles
+    assert custom["weight_bytes_per_device"] == tttv2["weight_bytes_per_device"]
+    assert custom["changes"] == {"attention": {"kv_cache_dtype": "bfloat16"}}
+
+    quiet = _run(*args[:-2], "--no-numerics", "--json", str(tmp_path / "q.json"), cwd=devices.REPO_ROOT)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "PCC vs the HF decoder layer: not measured (mock tier with --no-numerics)" in quiet.stdout
+    assert json.loads((tmp_path / "q.json").read_text())["measured"]["pcc"] is None
+
+
 # --- bad input: one line, exit code 2 -----------------------------------------------------------------------------
 def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
     result = _run("--model", "No-Such-Model", cwd=devices.REPO_ROOT)
@@ -336,6 +387,8 @@ def test_model_too_large_is_refused_before_work_in_a_real_process():
         (["--mesh", "2x2"], "'2x2' is not one of 1x1, 1x2, 1x8, 8x4, 4x8"),
         (["--decode-steps", "1"], "need at least 2"),
         (["--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),
+        (["--precision", "fast"], "unknown recipe 'fast': use tttv2, accuracy, performance, bf16, bfp4-mlp"),
+        (["--precision", "custom:wqkv=fp8"], "custom:wqkv=fp8: wqkv takes one of bfp4, bfp8, bf16"),
         (["--model", SMALL, "--mesh", "1x8"], "does not fit the mock n150 system"),
         (
             ["--model", "Qwen3-32B", "--mesh", "1x1"],
@@ -354,6 +407,8 @@ def test_model_too_large_is_refused_before_work_in_a_real_process():
         "unknown-mesh",
         "decode-steps",
         "json-folder",
+        "unknown-recipe",
+        "bad-custom-recipe",
         "mesh-absent",
         "l1-limit",
         "dram",
