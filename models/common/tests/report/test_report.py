@@ -318,7 +318,7 @@ def test_report_galaxy_8x4_host_golden_pccs(tmp_path, device_tier):
         cwd=devices.REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "TensorTopology" not in result.stderr
+    assert "TensorTopology" not in result.stdout + result.stderr  # ttnn logs CCL label errors to stdout
     report = json.loads((tmp_path / "r.json").read_text())
     _check_numerics(report, device_tier)
     [kv] = [m for m in report["modules"] if m["name"] == "attention"]
