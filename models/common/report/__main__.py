@@ -2,8 +2,8 @@
 """Decoder-layer report: what the TTTv2 modules do for a model on a mesh, before you touch hardware.
 
     python_env/bin/python -m models.common.report [--model NAME|FOLDER] [--mesh 1x1|1x2|1x8|8x4|4x8]
-        [--seq-len 128] [--decode-steps 4] [--no-numerics] [--precision RECIPES] [--compare-tttv1] [--json PATH]
-        [--plot PATH]
+        [--seq-len 128] [--decode-steps 4] [--layers 1] [--no-numerics] [--precision RECIPES] [--compare-tttv1]
+        [--json PATH] [--plot PATH]
 
 Builds one decoder layer of TTTv2 modules (models/common/report/layer.py) from the checkpoint or seeded random
 weights, runs prefill and decode steps on the device at hand (hardware, simulator or mock), and prints per module and
@@ -82,6 +82,13 @@ def _recipes(text: str) -> list:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
+def _layers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: need at least 1 layer")
+    return value
+
+
 def _output_path(text: str) -> Path:
     path = Path(text)
     if not path.parent.is_dir():
@@ -95,6 +102,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--mesh", type=_mesh, help="default: the largest mesh the device at hand has (mock: 1x8)")
     parser.add_argument("--seq-len", type=_seq_len, default=DEFAULT_SEQ_LEN, help="prefill length (tokens)")
     parser.add_argument("--decode-steps", type=_decode_steps, default=DEFAULT_DECODE_STEPS)
+    parser.add_argument(
+        "--layers", type=_layers, default=1, help="run the first N decoder layers (ops and module PCCs: the first's)"
+    )
     parser.add_argument(
         "--no-numerics", action="store_true", help="mock tier: skip the host-golden PCCs (shadow execution)"
     )
@@ -187,6 +197,8 @@ def _report(options) -> dict:
     from models.common.report.layer import cache_len
     from models.common.report.run import check_fits, run_report
 
+    if options.layers > model.n_layers:
+        raise BadInput(f"--layers {options.layers}: {options.model} has {model.n_layers} decoder layers")
     try:
         model.check_split(mesh)
         check_fits(model, mesh, cache_len(options.seq_len, options.decode_steps), MESHES)
@@ -196,7 +208,7 @@ def _report(options) -> dict:
 
     try:
         run = (options.seq_len, options.decode_steps, options.compare_tttv1, not options.no_numerics, options.precision)
-        return run_report(model, mesh, tier, *run)
+        return run_report(model, mesh, tier, *run, layers=options.layers)
     except ValueError as error:  # the modules' construction and input checks name what to change
         raise BadInput(f"{where}: {error}") from error
 

@@ -20,7 +20,13 @@ from models.common.modules.rope.rope_1d import Llama3RopeScaling
 from models.tt_transformers.tt import load_checkpoints as ckpt
 from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
 
-LAYER_PREFIX = "model.layers.0."  # HF names of the layer the report builds
+
+def layer_prefix(index: int) -> str:
+    """HF name prefix of decoder layer ``index``."""
+    return f"model.layers.{index}."
+
+
+LAYER_PREFIX = layer_prefix(0)  # HF names of the layer the report details
 SUPPORTED_ACTIVATION = "silu"  # MLP1D / MLP2D compute SwiGLU with SiLU
 LLAMA3_ROPE = "llama3"
 LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
@@ -127,22 +133,25 @@ class Model:
         groups = mesh_shape[0] if is_2d(mesh_shape) else mesh_shape[0] * mesh_shape[1]
         check_head_split(self, groups)
 
-    def layer_state_dict(self) -> dict[str, torch.Tensor]:
-        """HF weights of decoder layer 0 (names without the layer prefix), from the checkpoint or seeded random."""
+    def layer_state_dict(self, index: int = 0) -> dict[str, torch.Tensor]:
+        """HF weights of decoder layer ``index`` (names without the layer prefix), from the checkpoint or seeded
+        random (each tensor seeded by its name: layer 0 is the same whatever the number of layers)."""
+        prefix = layer_prefix(index)
         if self.source.checkpoint_dir is None:
             from models.tt_transformers.tt.reference import meta_model
 
             config = copy.deepcopy(self.config)
-            config.num_hidden_layers = 1
+            config.num_hidden_layers = index + 1
             layer = meta_model(config).state_dict().items()  # shapes only (meta device)
-            shapes = {k: tuple(t.shape) for k, t in layer if k.startswith(LAYER_PREFIX)}
+            shapes = {k: tuple(t.shape) for k, t in layer if k.startswith(prefix)}
             weights = ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
         else:
-            loaded = ckpt.load_hf_checkpoint(self.source.checkpoint_dir, 1)
-            weights = {k: t for k, t in loaded.items() if k.startswith(LAYER_PREFIX)}
-            if not weights:
-                raise ValueError(f"{self.source.checkpoint_dir} has no {LAYER_PREFIX}* weights")
-        return {k.removeprefix(LAYER_PREFIX): t for k, t in weights.items()}
+            loaded = ckpt.load_hf_checkpoint(self.source.checkpoint_dir, index + 1)
+            weights = {k: t for k, t in loaded.items() if k.startswith(prefix)}
+        if not any(".self_attn." in k for k in weights):
+            where = self.source.checkpoint_dir or self.source.config_dir
+            raise ValueError(f"{where}: layer {index} has no {prefix}self_attn.* weights (not a self-attention layer)")
+        return {k.removeprefix(prefix): t for k, t in weights.items()}
 
     def unfused(self, weights: dict) -> dict:
         """Phi-3-style fused ``qkv_proj`` / ``gate_up_proj`` split into q/k/v and gate/up weights (HF order)."""

@@ -46,7 +46,8 @@ def _header(report: dict) -> list[str]:
         f"{model['head_dim']}, MLP hidden {model['hidden_dim']}, {model['n_layers']} layers; {model['weights']}",
         f"  layer   {report['layer']}",
         f"  run     prefill {run['seq_len']} tokens (user 0); {run['decode_steps']} decode steps x {run['users']} "
-        f"users (step 0 compiles, the rest are warm); KV cache {run['kv_cache_positions']} positions",
+        f"users (step 0 compiles, the rest are warm); KV cache {run['kv_cache_positions']} positions"
+        + (f"; {run['layers']} layers (ops and module PCCs: the first's)" if run["layers"] > 1 else ""),
         f"  chip    {chip['name']}: DRAM {chip['dram_GBps']:.0f} GB/s, {chip['fp16_TFLOPS']:.0f} TFLOPS FP16, "
         f"{chip['blockfp8_TFLOPS']:.0f} TFLOPS BLOCKFP8, {chip['dram_GiB']:.0f} GiB ({chip['source']})",
         f"  time    weights {t['weights_s']:.1f} s, build {t['build_s']:.1f} s, prefill "

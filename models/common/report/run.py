@@ -67,11 +67,13 @@ def run_report(
     compare_tttv1: bool,
     numerics: bool = True,
     recipes: list[precision.Recipe] | None = None,
+    layers: int = 1,
 ) -> dict:
     chip = estimates.WORMHOLE_N150
     timings = {}
     start = time.perf_counter()
     weights = model.layer_state_dict()
+    stack_weights = [model.layer_state_dict(index) for index in range(1, layers)]
     timings["weights_s"] = time.perf_counter() - start
     length = cache_len(seq_len, decode_steps)
     source = ON_DEVICE if tier != devices.MOCK else HOST_GOLDEN if numerics else None
@@ -82,10 +84,11 @@ def run_report(
         with OpRecorder() as recorder, shadowed:
             start = time.perf_counter()
             layer = _build(model, weights, mesh, length)
+            stack = [_build(model, w, mesh, length) for w in stack_weights]
             timings["build_s"] = time.perf_counter() - start
-            measured = _Measured(source, model, weights, layer, recorder)
-            prefill_runs = _prefill(layer, recorder, model, seq_len, timings, measured)
-            decode_runs = _decode(layer, recorder, model, seq_len, decode_steps, timings, measured)
+            measured = _Measured(source, model, weights, layer, recorder, stack_weights)
+            prefill_runs = _prefill(layer, recorder, model, seq_len, timings, measured, stack)
+            decode_runs = _decode(layer, recorder, model, seq_len, decode_steps, timings, measured, stack)
             if recipes:
                 start = time.perf_counter()
                 side_by_side = _recipes(recipes, _Run(model, weights, length, seq_len, decode_steps), layer, measured)
@@ -95,7 +98,13 @@ def run_report(
         report = {
             "model": _model_entry(model),
             "device": _device_entry(tier, mesh_shape),
-            "run": {"seq_len": seq_len, "decode_steps": decode_steps, "users": USERS, "kv_cache_positions": length},
+            "run": {
+                "seq_len": seq_len,
+                "decode_steps": decode_steps,
+                "users": USERS,
+                "kv_cache_positions": length,
+                "layers": layers,
+            },
             "layer": layer.structure,
             "chip": chip.entry(),
             "modules": modules,
@@ -223,9 +232,13 @@ class _Measured:
     """PCC per module and for the layer against the HF decoder layer (``source``: read back from the device, host
     goldens, or None: not measured), and on hardware / the simulator the device time."""
 
-    def __init__(self, source, model: Model, weights: dict, layer: DecoderLayer, recorder: OpRecorder):
+    def __init__(self, source, model: Model, weights: dict, layer: DecoderLayer, recorder: OpRecorder, stack=()):
+        """``stack``: the HF weights of the layers run after ``layer`` (``--layers``)."""
         self.source, self.layer, self.recorder = source, layer, recorder
         self.reference = None if source is None else model.hf_reference(weights)
+        self.stack_references = [] if source is None else [model.hf_reference(w) for w in stack]
+        self.stack_label = f"{len(stack) + 1} layers"
+        self.layer_expected = None
         self.expected: dict[str, torch.Tensor] = {}
         if self.reference is not None:
             for name, submodule in HF_SUBMODULES.items():
@@ -264,12 +277,25 @@ class _Measured:
         if self.source is None:
             return
         layer_expected = self.reference(layer_input, start_pos)  # the hooks keep the submodules' outputs
+        self.layer_expected = layer_expected
         expected = {**self.expected, LAYER: layer_expected}
         rows = slice(0, layer_input.shape[1])
         with self.recorder.paused():
             actual = {**self.actual, LAYER: self.layer.to_host(layer_output)[0, 0, rows]}
         self.pcc[label] = {name: pcc(expected[name][0], actual[name]) for name in (*HF_SUBMODULES, LAYER)}
         self.actual.clear()
+
+    def compare_stack(self, label: str, start_pos: int, stack_output: ttnn.Tensor) -> None:
+        """Run the HF layers after the first on its output and compare the stack's output with theirs."""
+        if not self.stack_references:
+            return
+        expected = self.layer_expected
+        for reference in self.stack_references:
+            expected = reference(expected, start_pos)
+        rows = slice(0, expected.shape[1])
+        with self.recorder.paused():
+            actual = self.layer.to_host(stack_output)[0, 0, rows]
+        self.pcc[label][self.stack_label] = pcc(expected[0], actual)
 
     def take_tap_s(self) -> float:
         """Time the taps spent reading back since the last call (taken out of host times)."""
@@ -279,15 +305,16 @@ class _Measured:
     def entry(self) -> dict:
         if self.source is None:
             return {"source": None, "status": NOT_MEASURED, "prefill_us": None, "decode_us": None, "pcc": None}
-        parts = (*HF_SUBMODULES, LAYER)
+        thresholds = {**MIN_PCC, **({self.stack_label: MIN_PCC[LAYER]} if self.stack_references else {})}
+        parts = tuple(thresholds)
         lowest = {name: min(step[name] for step in self.pcc.values()) for name in parts}
         entry = {
             "source": self.source,
             "status": NUMERICS_STATUS[self.source],
             "pcc": self.pcc,
             "min_pcc": lowest,
-            "thresholds": MIN_PCC,
-            "below_threshold": [name for name in parts if lowest[name] < MIN_PCC[name]],
+            "thresholds": thresholds,
+            "below_threshold": [name for name in parts if lowest[name] < thresholds[name]],
             "prefill_us": None,
             "decode_us": None,
         }
@@ -303,7 +330,15 @@ def _host_time(calls: list, elapsed: float, shadowed: bool) -> float:
     return sum(call.host_s for call in calls) if shadowed else elapsed
 
 
-def _prefill(layer, recorder, model, seq_len, timings, measured) -> list[list]:
+def _stack(stack: list, recorder: OpRecorder, forward: str, x, *args):
+    """``x`` through the layers after the first (``--layers``), unrecorded: the ops shown are the first layer's."""
+    with recorder.paused():
+        for layer in stack:
+            x = getattr(layer, forward)(x, *args, recorder.module)
+    return x
+
+
+def _prefill(layer, recorder, model, seq_len, timings, measured, stack=()) -> list[list]:
     prompt = torch.randn(1, 1, seq_len, model.dim, generator=torch.Generator().manual_seed(INPUT_SEED))
     rot_mats = layer.rope.prefill_forward(seq_len)
     shadowed = measured.source == HOST_GOLDEN
@@ -317,13 +352,17 @@ def _prefill(layer, recorder, model, seq_len, timings, measured) -> list[list]:
             ttnn.synchronize_device(layer.mesh_device)
             wall.append(_host_time(calls, time.perf_counter() - start - measured.take_tap_s(), shadowed))
         runs.append(calls)
+        if run == "warm":
+            measured.compare("prefill", prompt[0], 0, out)
+        out = _stack(stack, recorder, "prefill", out, seq_len, rot_mats)
+        if run == "warm":
+            measured.compare_stack("prefill", 0, out)
     timings["prefill_cold_s"], timings["prefill_warm_s"] = wall
     measured.prefill_s = wall[-1]
-    measured.compare("prefill", prompt[0], 0, out)
     return runs[1:]
 
 
-def _decode(layer, recorder, model, seq_len, steps, timings, measured) -> list[list]:
+def _decode(layer, recorder, model, seq_len, steps, timings, measured, stack=()) -> list[list]:
     """Returns the warm steps' op calls; timings get the cold step and the warm steps' host dispatch times."""
     generator = torch.Generator().manual_seed(INPUT_SEED + 1)
     shadowed = measured.source == HOST_GOLDEN
@@ -343,6 +382,8 @@ def _decode(layer, recorder, model, seq_len, steps, timings, measured) -> list[l
             wall.append(_host_time(calls, time.perf_counter() - start - tapped, shadowed))
         runs.append(calls)
         measured.compare(f"decode step {step}", tokens[0, :, :1], seq_len + step, out)  # user 0
+        out = _stack(stack, recorder, "decode", out, current_pos, rot_mats)
+        measured.compare_stack(f"decode step {step}", seq_len + step, out)
     timings["decode_cold_s"] = wall[0]
     timings["decode_warm_host_s"] = host[1:]
     measured.decode_s = wall[1:]

@@ -262,16 +262,20 @@ def _check_numerics(report: dict, device_tier: str) -> None:
     assert measured["source"] == ("host golden" if device_tier == devices.MOCK else "device")
     runs = ["prefill", *(f"decode step {step}" for step in range(report["run"]["decode_steps"]))]
     assert list(measured["pcc"]) == runs
-    parts = ["attention_norm", "attention", "ffn_norm", "mlp", "layer"]
+    layers = report["run"]["layers"]
+    stack = {f"{layers} layers": MODULE_MIN_PCC["layer"]} if layers > 1 else {}  # --layers: the stack's output
+    parts = ["attention_norm", "attention", "ffn_norm", "mlp", "layer", *stack]
     assert all(list(measured["pcc"][run]) == parts for run in runs)
-    assert measured["thresholds"] == MODULE_MIN_PCC
-    assert all(measured["min_pcc"][part] >= MODULE_MIN_PCC[part] for part in parts), measured["pcc"]
+    assert measured["thresholds"] == {**MODULE_MIN_PCC, **stack}
+    assert all(measured["min_pcc"][part] >= measured["thresholds"][part] for part in parts), measured["pcc"]
     assert measured["below_threshold"] == []
 
 
 def test_report_1x1_text_and_json(tmp_path, device_tier):
     _skip_unless_the_device_has((1, 1), device_tier)
-    result = _run("--model", SMALL, "--mesh", "1x1", "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT)
+    result = _run(
+        "--model", SMALL, "--mesh", "1x1", "--layers", "2", "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout
     assert f"TTTv2 decoder-layer report: {SMALL} on a 1x1 mesh ({device_tier} tier" in text
@@ -279,7 +283,7 @@ def test_report_1x1_text_and_json(tmp_path, device_tier):
     assert "DRAM 288 GB/s" in text and estimates.SPEC_SOURCE in text
     for section in ("attention_norm: RMSNorm1D", "attention: Attention1D", "mlp: MLP1D", "decode per token"):
         assert section in text
-    assert "PCC vs the HF decoder layer, user 0" in text
+    assert "PCC vs the HF decoder layer, user 0" in text and "2 layers (ops and module PCCs: the first's)" in text
     if device_tier == devices.MOCK:
         assert "host-golden numbers" in text
     report = json.loads((tmp_path / "r.json").read_text())
@@ -386,6 +390,7 @@ def test_model_too_large_is_refused_before_work_in_a_real_process():
         (["--model", SMALL, "--mesh", "1x1", "--seq-len", "100"], "100 is not a positive multiple of 128"),
         (["--mesh", "2x2"], "'2x2' is not one of 1x1, 1x2, 1x8, 8x4, 4x8"),
         (["--decode-steps", "1"], "need at least 2"),
+        (["--model", SMALL, "--layers", "17"], "--layers 17: Llama-3.2-1B-Instruct has 16 decoder layers"),
         (["--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),
         (["--precision", "fast"], "unknown recipe 'fast': use tttv2, accuracy, performance, bf16, bfp4-mlp"),
         (["--precision", "custom:wqkv=fp8"], "custom:wqkv=fp8: wqkv takes one of bfp4, bfp8, bf16"),
@@ -406,6 +411,7 @@ def test_model_too_large_is_refused_before_work_in_a_real_process():
         "seq-len",
         "unknown-mesh",
         "decode-steps",
+        "too-many-layers",
         "json-folder",
         "unknown-recipe",
         "bad-custom-recipe",
