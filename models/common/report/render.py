@@ -30,7 +30,7 @@ def human_flops(count: float) -> str:
 def render_text(report: dict) -> str:
     sections = [_header(report), *(_module(m) for m in report["modules"]), _layer(report), _scaling(report)]
     if "precision" in report:
-        sections.append(_precision(report["precision"], report["device"]["mesh"]))
+        sections.append(_precision(report["precision"], report["device"]["mesh"], report["measured"]["status"]))
     if "tttv1_comparison" in report:
         sections.append(_comparison(report["tttv1_comparison"]))
     return "\n\n".join("\n".join(section) for section in sections)
@@ -162,15 +162,15 @@ def _scaling(report: dict) -> list[str]:
     return lines
 
 
-def _precision(table: dict, mesh: str) -> list[str]:
+def _precision(table: dict, mesh: str, numbers: str) -> list[str]:
     """One row per recipe: the lowest PCC per module and of the layer over the prefill and decode steps, weight and
-    KV bytes per device, the decode roofline; then each recipe's fields."""
+    KV bytes per device, the decode roofline; then where each recipe differs from TTTv2's defaults."""
     parts = ("attention_norm", "attention", "ffn_norm", "mlp", "layer")
-    lines = [f"precision recipes on this {mesh} mesh (PCC: lowest over prefill and decode steps, user 0)"]
+    lines = [f"precision recipes on this {mesh} mesh (PCC: lowest over prefill and decode steps, user 0; {numbers})"]
     differences = table["tttv2_differs_from_tttv1"]
     if differences:
-        changed = "; ".join(f"{d['field']} TTTv1 {d['tttv1']}, TTTv2 {d['tttv2']}" for d in differences)
-        lines.append(f"  TTTv2's defaults differ from TTTv1's choice ({table['tttv1_default']}) here: {changed}")
+        lines.append(f"  TTTv2's defaults differ from TTTv1's choice ({table['tttv1_default']}) here; both rows shown:")
+        lines += [f"      {d['field']}: TTTv1 {d['tttv1']}, TTTv2 {d['tttv2']}" for d in differences]
     elif table["tttv1_unavailable"]:
         lines.append(f"  TTTv1's choice unknown: {table['tttv1_unavailable']}")
     width = max(len(row["recipe"]) for row in table["rows"])
@@ -189,12 +189,10 @@ def _precision(table: dict, mesh: str) -> list[str]:
             "    " + "  ".join([f"{row['recipe']:<{width}}", *pcc, *sizes, human_time(row["decode_roofline_us"])])
         )
     for row in table["rows"]:
-        given = "; ".join(
-            f"{name}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
-            for name, fields in row.get("fields", {}).items()
-            if fields
-        )
-        lines.append(f"  {row['recipe']}: {row['description']}" + (f" — {given}" if given else ""))
+        lines.append(f"  {row['recipe']}: {row['description']}")
+        for name, fields in row.get("changes", {}).items():
+            changed = ", ".join(f"{field} {value}" for field, value in fields.items())
+            lines.append(f"      {name} (vs TTTv2's defaults): {changed}")
     return lines
 
 
