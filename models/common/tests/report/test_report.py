@@ -340,8 +340,8 @@ def test_precision_recipes_side_by_side(tmp_path, device_tier):
     result = _run(*args, "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "precision recipes on this 1x1 mesh" in result.stdout
-    [mlp_changes] = [line for line in result.stdout.splitlines() if "mlp (vs TTTv2's defaults)" in line]
-    assert "w1_w3_dtype bfloat4_b" in mlp_changes and "ff1_3_compute_kernel_config LoFi" in mlp_changes
+    bfp4_text = result.stdout.split("\n  bfp4-mlp: ")[1].split("\n  bf16: ")[0]  # the recipe's changes
+    assert "mlp (vs TTTv2's defaults): " in bfp4_text and "w1_w3_dtype bfloat4_b" in bfp4_text
     rows = {row["recipe"]: row for row in json.loads((tmp_path / "r.json").read_text())["precision"]["rows"]}
     assert list(rows) == ["tttv2", "bfp4-mlp", "bf16", "custom:kv_cache=bf16"]
     tttv2, bfp4, bf16, custom = rows.values()
