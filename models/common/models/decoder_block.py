@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import ttnn
 
 from models.common.models.hf_loading import ModelDescription
-from models.common.modules.attention.attention_1d import ONE_D_MESHES, Attention1D
-from models.common.modules.attention.attention_2d import TWO_D_MESHES, Attention2D
+from models.common.modules.attention.attention_1d import Attention1D
+from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
 from models.common.modules.embedding.embedding_1d import Embedding1D
 from models.common.modules.embedding.embedding_2d import Embedding2D
@@ -29,6 +29,7 @@ from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
+from models.common.modules.tt_ccl import ONE_D_MESHES, TWO_D_MESHES
 
 
 def _norm_1d(weight: LazyWeight, description: ModelDescription, consumer, residual_memcfg, **kw) -> RMSNorm1D:
