@@ -141,24 +141,18 @@ class RMSNorm1DConfig(ResolvableConfig):
         "" for the final norm, "layers.{i}.attention." for q/k norms). The only place RMSNorm1D touches TTTv1.
         """
         if args.is_galaxy:
-            raise ValueError("RMSNorm1D cannot be used on Galaxy (8x4 / 4x8) meshes; Galaxy needs a 2D norm")
+            raise ValueError("RMSNorm1D cannot be used on Galaxy (8x4 / 4x8) meshes; use RMSNorm2D")
         head_norm = weight_key in TTTV1_HEAD_NORMS
-        if not head_norm and weight_key not in TTTV1_RESIDUAL_NORMS:
-            known = (*TTTV1_RESIDUAL_NORMS, *TTTV1_HEAD_NORMS)
-            raise ValueError(f"RMSNorm1D.from_model_args: unknown weight_key {weight_key!r}; use one of {known}")
         if not head_norm and args.is_distributed_norm("decode"):
             raise ValueError(
                 f"TTTv1 runs a distributed decode norm on a {args.cluster_shape} mesh, which RMSNorm1D does not "
                 "have: use a 1xN mesh"
             )
-        if state_dict_prefix is None:
-            attention_prefix = f"{args.get_state_dict_prefix('Attention', layer_num)}."
-            state_dict_prefix = attention_prefix if head_norm else args.get_state_dict_prefix("", layer_num)
-        name = f"{state_dict_prefix}{weight_key}"
-        cached = weight_cache_path is not None and not args.dummy_weights
-        cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
+        weight, _ = tttv1_norm_weight(
+            "RMSNorm1D", args, state_dict, weight_cache_path, layer_num, weight_key, state_dict_prefix
+        )
         common = dict(
-            weight=LazyWeight(state_dict[f"{name}.weight"], **cache),
+            weight=weight,
             mesh_device=mesh_device,
             tt_ccl=tt_ccl,
             topology=args.ccl_topology(),
@@ -195,28 +189,18 @@ class RMSNorm1D(LightweightModule):
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ONE_D_MESHES:
-            raise ValueError(f"RMSNorm1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; Galaxy needs a 2D norm")
+            raise ValueError(f"RMSNorm1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; use RMSNorm2D on Galaxy")
         if cfg.dim % TILE_SIZE:
             raise ValueError(f"RMSNorm1D weight has {cfg.dim} elements; it must be a multiple of {TILE_SIZE}")
         if cfg.input_fractured and cfg.dim % (cfg.num_devices * TILE_SIZE):
             raise ValueError(f"dim {cfg.dim} cannot be width-split into whole tiles over {cfg.num_devices} devices")
         self.config = cfg
-        rows = (1, 1, cfg.dim // TILE_SIZE, TILE_SIZE)  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim/32, 32]
-        offset = 1.0 if cfg.add_unit_offset else 0.0
-
-        def gamma():
-            return cfg.weight.host_tensor().reshape(rows) + offset
-
-        common = dict(dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-        common["device"] = cfg.mesh_device
-        weight = LazyWeight(gamma, mesh_mapping=MeshMapping.replicate(), **common, **_cache(cfg.weight, "gamma"))
-        self.weight = weight.get_device_weight()
+        self.weight = norm_gamma(cfg, MeshMapping.replicate(), "gamma")
         self._gather = self._all_gather if cfg.input_fractured else ttnn.to_memory_config  # (x, memory_config)
         self.decode_forward = self._decode_sharded if cfg.decode_sharded else self._decode_interleaved
         self.prefill_forward = self._prefill_distributed if cfg.prefill_distributed else self._prefill_local
         if cfg.prefill_distributed:
-            sliced = LazyWeight(gamma, mesh_mapping=MeshMapping.shard(2), **common, **_cache(cfg.weight, "gamma_dist"))
-            self.weight_distributed = sliced.get_device_weight()
+            self.weight_distributed = norm_gamma(cfg, MeshMapping.shard(2), "gamma_dist")
 
     # --- forwards (one of each pair is bound as decode_forward / prefill_forward) ---------------------------
     def _decode_sharded(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -302,8 +286,41 @@ class RMSNorm1D(LightweightModule):
         )
 
 
-def _cache(weight: LazyWeight, suffix: str) -> dict:
-    """Cache the converted gamma next to the weight's own cache entry, if the weight is cached."""
-    if weight.cache_dir is None:
-        return {}
-    return {"cache_dir": weight.cache_dir, "cache_name": f"{weight.cache_name}.{suffix}"}
+def tttv1_norm_weight(module, args, state_dict, weight_cache_path, layer_num, weight_key, state_dict_prefix):
+    """(weight, is a per-head norm) of the TTTv1 norm ``weight_key`` (TTTV1_RESIDUAL_NORMS or TTTV1_HEAD_NORMS):
+    ``state_dict[f"{state_dict_prefix}{weight_key}.weight"]``, the prefix by default TTTv1's ("layers.{i}.", "" for
+    the final norm, "layers.{i}.attention." for q/k norms), cached under that name unless the weights are dummy."""
+    head_norm = weight_key in TTTV1_HEAD_NORMS
+    if not head_norm and weight_key not in TTTV1_RESIDUAL_NORMS:
+        known = (*TTTV1_RESIDUAL_NORMS, *TTTV1_HEAD_NORMS)
+        raise ValueError(f"{module}.from_model_args: unknown weight_key {weight_key!r}; use one of {known}")
+    if state_dict_prefix is None:
+        attention_prefix = f"{args.get_state_dict_prefix('Attention', layer_num)}."
+        state_dict_prefix = attention_prefix if head_norm else args.get_state_dict_prefix("", layer_num)
+    name = f"{state_dict_prefix}{weight_key}"
+    cached = weight_cache_path is not None and not args.dummy_weights
+    cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
+    return LazyWeight(state_dict[f"{name}.weight"], **cache), head_norm
+
+
+def norm_gamma(cfg, mesh_mapping: MeshMapping, suffix: str) -> ttnn.Tensor:
+    """The norm's gamma on device: ``cfg.weight`` (+ 1 with ``add_unit_offset``) as rms_norm takes it, ROW_MAJOR
+    [1, 1, dim / 32, 32] bfloat16 in DRAM (TTTv1 RMSNorm), laid over the mesh by ``mesh_mapping``; cached next to
+    the weight's own cache entry (name + ``suffix``) if the weight is cached."""
+    rows = (1, 1, cfg.dim // TILE_SIZE, TILE_SIZE)
+    offset = 1.0 if cfg.add_unit_offset else 0.0
+    weight = cfg.weight
+    cache = (
+        {}
+        if weight.cache_dir is None
+        else {"cache_dir": weight.cache_dir, "cache_name": f"{weight.cache_name}.{suffix}"}
+    )
+    return LazyWeight(
+        lambda: weight.host_tensor().reshape(rows) + offset,
+        dtype=ttnn.bfloat16,
+        layout=ttnn.ROW_MAJOR_LAYOUT,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        mesh_mapping=mesh_mapping,
+        device=cfg.mesh_device,
+        **cache,
+    ).get_device_weight()

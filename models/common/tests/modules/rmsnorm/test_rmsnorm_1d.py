@@ -109,7 +109,7 @@ def test_bad_input(ttnn_mesh_device):
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
 def test_rmsnorm_1d_rejects_galaxy(ttnn_mesh_device):
-    with pytest.raises(ValueError, match="Galaxy needs a 2D norm"):
+    with pytest.raises(ValueError, match="use RMSNorm2D on Galaxy"):
         RMSNorm1D(LazyWeight(torch.ones(8192)), mesh_device=ttnn_mesh_device)
 
 
