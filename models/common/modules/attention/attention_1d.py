@@ -118,6 +118,7 @@ class Attention1DConfig(ResolvableConfig):
             "decode_all_gather_matmul_memcfg",
         }
     )
+    NORM_CONFIG: ClassVar[type] = RMSNorm1DConfig  # the q/k norms' config (from_hf / from_model_args build them)
 
     def resolve(self):
         check_head_split(self, (self.mesh_device or self.default_mesh_device()).get_num_devices())

@@ -47,19 +47,20 @@ from models.common.modules.attention.attention_steps import (
     check_head_split,
     column_masks,
     fill_on_serving_column,
+    head_norms,
     hf_attention_config,
     model_args_config,
     validate_attention_shapes,
 )
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D, RMSNorm2DConfig
 from models.common.modules.rope.rope_2d import users_per_column
 
 TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
 GALAXY_ALL_GATHER_LINKS = 2  # TTTv1 ModelArgs.num_all_gather_links on Galaxy
 TTTV1_GALAXY_MESH = (8, 4)  # TTTv1's TG model_config hard-codes 8 mesh rows and 4 columns
-INPUT_GRID_MAX_ROWS = 4  # TTTv1 SHARDED_ATTN_INPUT_MEMCFG on Galaxy: lm_head_core_grid, at most 4 rows of 8 cores
 CORES_PER_ROW = 8  # TTTv1: the decode input grid and XQKV_DECODE_PROGCFG grid are 8 cores wide
 OUT_SUBBLOCK_W = 1  # TTTv1 matmul_config on Galaxy: out_subblock_w = 1 (TG hang workaround)
 USER_SELECTION_CORE_GRID = ttnn.CoreGrid(y=4, x=8)  # TTTv1 TG decode: the user-selection matmul's core grid
@@ -74,8 +75,11 @@ class Attention2DConfig(Attention1DConfig):
 
     num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
     ccl_dtype: ttnn.DataType | None = None
+    q_norm_config: RMSNorm2DConfig | None = None  # per-head RMSNorm2D (RMSNorm2DConfig.per_head), weight interleaved
+    k_norm_config: RMSNorm2DConfig | None = None
 
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = Attention1DConfig.OPTIONAL_FIELDS | frozenset({"decode_wo_prg_config"})
+    NORM_CONFIG: ClassVar[type] = RMSNorm2DConfig
 
     def resolve(self):
         rows, cols = tuple((self.mesh_device or self.default_mesh_device()).shape)
@@ -101,11 +105,7 @@ class Attention2DConfig(Attention1DConfig):
     def decode_input_core_grid(self) -> ttnn.CoreGrid:
         """TTTv1's Galaxy attention input grid (its lm_head_core_grid): the most rows (<= 4) of 8 cores over which
         this device's dim / columns splits into whole tiles; when none does, the 1D grid (find_grid)."""
-        width = self.dim // self.mesh_cols
-        for rows in range(INPUT_GRID_MAX_ROWS, 0, -1):
-            if width % (pc.TILE * CORES_PER_ROW * rows) == 0:
-                return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
-        return pc.dram_shard_core_grid_for_k(width)
+        return pc.galaxy_decode_grid(self.dim // self.mesh_cols)
 
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
@@ -250,7 +250,7 @@ class Attention2D(LightweightModule):
             self,
             cfg,
             MeshMapping.shard_2d(-1, None),
-            make_norm=_rmsnorm_2d,
+            make_norm=partial(head_norms, RMSNorm2D),
             users_mapping=users_mapping,
             serving_devices_only=partial(
                 fill_on_serving_column, users=cfg.decode_users, masks=column_masks(cfg.mesh_device, cfg.mesh_cols)
@@ -366,26 +366,3 @@ def _user_selection(cfg):
         tensor_utils.user_gather_matrix(cols, users), mesh_mapper=ttnn.ReplicateTensorToMesh(mesh), **selection
     )
     return user_slice, user_gather
-
-
-def _rmsnorm_2d(cfg, norm_cfg):
-    """(decode, prefill) per-head RMSNorm over head_dim with a replicated gamma (RMSNorm1D is 1D-only)."""
-    weight = norm_cfg.weight.host_tensor
-    gamma = LazyWeight(
-        lambda: weight().reshape(1, 1, -1, pc.TILE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
-        dtype=ttnn.bfloat16,
-        layout=ttnn.ROW_MAJOR_LAYOUT,
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-        mesh_mapping=MeshMapping.replicate(),
-        device=cfg.mesh_device,
-    ).get_device_weight()
-    compute = norm_cfg.compute_kernel_config or pc.rmsnorm_compute_kernel_config()
-    norm = partial(ttnn.rms_norm, epsilon=norm_cfg.eps, weight=gamma, compute_kernel_config=compute)
-    decode = partial(_rms_norm_resharded, norm)
-    return decode, partial(norm, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-
-
-def _rms_norm_resharded(norm, x):
-    memory_config = x.memory_config()
-    out = norm(ttnn.to_memory_config(x, ttnn.L1_MEMORY_CONFIG), memory_config=ttnn.L1_MEMORY_CONFIG)
-    return ttnn.to_memory_config(out, memory_config)

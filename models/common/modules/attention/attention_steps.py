@@ -14,7 +14,7 @@ import ttnn
 from models.common import tensor_utils
 from models.common.modules import program_configs as pc
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping
-from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D, RMSNorm1DConfig
+from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.modules.rope.rope_1d import transformation_matrices
 from models.common.tensor_utils import TILE_SIZE
 
@@ -34,10 +34,12 @@ def hf_attention_config(config_cls, groups, wq, wk, wv, wo, *, n_heads, n_kv_hea
     """A config of ``config_cls`` from HF ``q_proj/k_proj/v_proj/o_proj.weight`` (out, in) tensors: Q/K rows (and
     the optional ``bq/bk/bv`` biases, ``q_norm/k_norm`` weights with ``norm_eps``) reordered to the interleaved
     rotary layout, q/k/v fused per device group (``groups``: 1D one per device, 2D one per mesh row), wo transposed.
-    ``cache_dir`` caches the converted weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to
+    ``norm_add_unit_offset`` makes the norms scale by (1 + weight) (Gemma-style). ``cache_dir`` caches the converted
+    weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to
     ``config_cls``."""
     bq, bk, bv = kw.pop("bq", None), kw.pop("bk", None), kw.pop("bv", None)
     q_norm, k_norm, eps = kw.pop("q_norm", None), kw.pop("k_norm", None), kw.pop("norm_eps", None)
+    norm_kw = dict(mesh_device=kw.get("mesh_device"), add_unit_offset=kw.pop("norm_add_unit_offset", False))
     cache_dir = kw.pop("cache_dir", None)
 
     def lazy(source, name):
@@ -50,12 +52,11 @@ def hf_attention_config(config_cls, groups, wq, wk, wv, wo, *, n_heads, n_kv_hea
 
     if bq is not None:
         kw["wqkv_bias"] = lazy(fused(bq, bk, bv), "wqkv_bias")
-    norm_kw = dict(mesh_device=kw.get("mesh_device"), input_fractured=False, decode_sharded=False)
     norm_kw.update({} if eps is None else {"eps": eps})
     for name, weight in (("q_norm", q_norm), ("k_norm", k_norm)):
         if weight is not None:  # per-head weight: reorder its entries like the Q/K rows
             source = partial(tensor_utils.hf_to_meta_rows, weight, 1)
-            kw[f"{name}_config"] = RMSNorm1DConfig(lazy(source, name), **norm_kw)
+            kw[f"{name}_config"] = config_cls.NORM_CONFIG.per_head(lazy(source, name), **norm_kw)
     wqkv, wo_t = lazy(fused(wq, wk, wv), "wqkv"), lazy(lambda: wo.T.contiguous(), "wo")
     return config_cls(wqkv, wo_t, n_heads, n_kv_heads, head_dim, max_seq_len, **kw)
 
@@ -83,8 +84,8 @@ def model_args_config(config_cls, mesh_device, args, state_dict, weight_cache_pa
     for name in ("q_norm", "k_norm"):
         if f"{prefix}.{name}.weight" in state_dict:
             weight = lazy(state_dict[f"{prefix}.{name}.weight"], name)
-            norm = dict(mesh_device=mesh_device, eps=args.norm_eps, input_fractured=False, decode_sharded=False)
-            kw[f"{name}_config"] = RMSNorm1DConfig(weight, **norm)
+            norm = dict(mesh_device=mesh_device, eps=args.norm_eps, add_unit_offset=args.rms_norm_add_unit_offset)
+            kw[f"{name}_config"] = config_cls.NORM_CONFIG.per_head(weight, **norm)
     fidelity = partial(precision.get_math_fidelity, layer, configuration=args)
     dtype = partial(precision.get_tensor_dtype, layer)
     return config_cls(
@@ -231,7 +232,7 @@ def bind_attention_variants(
         prefill = LazyWeight(lambda: tensor_utils.repeat_rows(host(), 1), **bias, **_cache(cfg.wqkv_bias, "prefill"))
         module._add_decode_bias = partial(_add, decode.get_device_weight())
         module._add_prefill_bias = partial(_add, prefill.get_device_weight())
-    make_norm = make_norm or _rmsnorm_1d
+    make_norm = make_norm or partial(head_norms, RMSNorm1D)
     norms = {}
     for name, norm_cfg in (("q", cfg.q_norm_config), ("k", cfg.k_norm_config)):
         norms[name] = make_norm(cfg, norm_cfg) if norm_cfg else (_identity, _identity)
@@ -314,9 +315,10 @@ def _rotary(x, cos, sin, transformation_mat, is_decode_mode):
     return out
 
 
-def _rmsnorm_1d(cfg, norm_cfg):
-    """(decode, prefill) per-head norms composed from RMSNorm1D (interleaved decode, local prefill)."""
-    norm = RMSNorm1D.from_config(replace(norm_cfg, mesh_device=cfg.mesh_device))
+def head_norms(norm_cls, cfg, norm_cfg):
+    """(decode, prefill) per-head norms: ``norm_cls`` (RMSNorm1D / RMSNorm2D) built from the composed ``norm_cfg``
+    on the attention's mesh (interleaved decode, local prefill)."""
+    norm = norm_cls.from_config(replace(norm_cfg, mesh_device=cfg.mesh_device))
     return partial(_norm_resharded, norm.decode_forward), norm.prefill_forward
 
 

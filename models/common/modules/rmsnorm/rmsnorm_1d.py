@@ -122,6 +122,11 @@ class RMSNorm1DConfig(ResolvableConfig):
         return ttnn.DRAM_MEMORY_CONFIG
 
     @classmethod
+    def per_head(cls, weight: LazyWeight, **overrides) -> "RMSNorm1DConfig":
+        """A per-head norm over head_dim (TTTv1's q/k norms): whole interleaved input, no collective."""
+        return cls(weight, input_fractured=False, decode_sharded=False, prefill_distributed=False, **overrides)
+
+    @classmethod
     def from_model_args(
         cls,
         mesh_device,
@@ -161,7 +166,7 @@ class RMSNorm1DConfig(ResolvableConfig):
             max_batch_size=args.max_batch_size,
         )
         if head_norm:
-            return cls(input_fractured=False, decode_sharded=False, prefill_distributed=False, **common)
+            return cls.per_head(**common)
         program_config, output_memcfg = (args.model_config[key] for key in TTTV1_RESIDUAL_NORMS[weight_key])
         return cls(
             input_fractured=args.is_multichip,
@@ -181,6 +186,8 @@ class RMSNorm1D(LightweightModule):
 
     @classmethod
     def from_config(cls, config: RMSNorm1DConfig) -> "RMSNorm1D":
+        if not isinstance(config, RMSNorm1DConfig):
+            raise TypeError(f"RMSNorm1D takes an RMSNorm1DConfig, not {type(config).__name__}")
         module = cls.__new__(cls)
         module.__init_from_config(config)
         return module

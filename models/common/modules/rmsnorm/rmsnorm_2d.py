@@ -38,8 +38,6 @@ TTTV1_GALAXY_MESH = (8, 4)  # TTTv1 lays a Galaxy out as 8x4 only (its TG model_
 COL_AXIS = 1  # TTTv1 tt_(sharded_)distributed_rmsnorm: statistics all-gathered over cluster axis 1 (mesh columns)
 STATS_GATHER_LINKS = 1  # TTTv1 tt_(sharded_)distributed_rmsnorm: num_links=1
 STATS_DIM = 3  # the statistics' tiles are gathered side by side along the width (TTTv1: dim=3)
-CORES_PER_ROW = 8  # TTTv1 DistributedNorm (TG): the decode norm grid is 8 cores wide ...
-MAX_GRID_ROWS = 4  # ... and at most 4 rows high (core_grid_ln = (min(4, dim / 4 / 32 / 8), 8))
 STATS_TILES_PER_DEVICE = 1  # rms_norm_pre_all_gather leaves one tile of statistics per device (ln_sharded_stats_memcfg)
 DECODE_USERS = TILE_SIZE  # TTTv1 decodes one tile of users: the decode rows are [32, ·]
 ACCEPTED_DTYPES = (ttnn.bfloat16, ttnn.bfloat8_b)  # the residual stream's dtypes in TTTv1 (activation, CCL dtype)
@@ -134,13 +132,7 @@ class RMSNorm2DConfig(ResolvableConfig):
         if not self.input_fractured:
             return None
         self.check_split()
-        rows = min(MAX_GRID_ROWS, self.slice_dim // TILE_SIZE // CORES_PER_ROW)
-        if rows == 0:
-            raise ValueError(
-                f"RMSNorm2D: each device's {self.slice_dim} of dim {self.dim} do not fill one tile on each of TTTv1's "
-                f"{CORES_PER_ROW} decode norm cores; give decode_core_grid"
-            )
-        return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
+        return pc.galaxy_decode_grid(self.slice_dim)  # TTTv1 DistributedNorm (TG) core_grid_ln
 
     def default_decode_program_config(self):
         if not self.input_fractured:
@@ -177,6 +169,11 @@ class RMSNorm2DConfig(ResolvableConfig):
 
     def default_prefill_input_memcfg(self):
         return ttnn.DRAM_MEMORY_CONFIG
+
+    @classmethod
+    def per_head(cls, weight: LazyWeight, **overrides) -> "RMSNorm2DConfig":
+        """A per-head norm over head_dim (TTTv1's q/k norms): whole interleaved input, no collective."""
+        return cls(weight, input_fractured=False, **overrides)
 
     @classmethod
     def from_model_args(
@@ -223,6 +220,8 @@ class RMSNorm2D(LightweightModule):
 
     @classmethod
     def from_config(cls, config: RMSNorm2DConfig) -> "RMSNorm2D":
+        if not isinstance(config, RMSNorm2DConfig):
+            raise TypeError(f"RMSNorm2D takes an RMSNorm2DConfig, not {type(config).__name__}")
         module = cls.__new__(cls)
         module.__init_from_config(config)
         return module
