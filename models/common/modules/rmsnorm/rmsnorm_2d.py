@@ -70,8 +70,13 @@ class RMSNorm2DConfig(ResolvableConfig):
 
     # the distributed decode's sharded layout has no meaning for a head-local norm
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"decode_compute_kernel_config", "decode_core_grid", "decode_program_config", "decode_memcfg"}
-        | {"decode_stats_memcfg"}
+        {
+            "decode_compute_kernel_config",
+            "decode_core_grid",
+            "decode_program_config",
+            "decode_memcfg",
+            "decode_stats_memcfg",
+        }
     )
 
     @property

@@ -83,6 +83,42 @@ def test_widths_tttv1_cannot_shard_take_whole_tiles(shape, expected):
     assert cfg.decode_program_config.block_w == shard_w // 32
 
 
+# (dim, n_heads, n_kv_heads, head_dim, hidden): Llama-3.2-1B, Llama-3.1-8B, Llama-3.1-70B
+LLAMAS = [(2048, 32, 8, 64, 8192), (4096, 32, 8, 128, 14336), (8192, 64, 8, 128, 28672)]
+
+
+@pytest.mark.parametrize("shape", [(8, 4), (4, 8)])
+@pytest.mark.parametrize("dims", LLAMAS, ids=["llama-1b", "llama-8b", "llama-70b"])
+def test_defaults_chain_with_attention_2d_and_mlp_2d(dims, shape):
+    """By default the norm takes the residual as Attention2D and MLP2D leave it and writes Attention2D's decode
+    input layout; MLP2D takes L1 (its decode_input_memcfg), which a norm in front of it is given."""
+    from models.common.modules.attention.attention_2d import Attention2DConfig
+    from models.common.modules.mlp.mlp_2d import MLP2DConfig
+
+    dim, n_heads, n_kv_heads, head_dim, hidden = dims
+    mesh = _host_mesh(shape)
+
+    def weight(*shape):
+        return LazyWeight(torch.empty(shape, device="meta"))
+
+    qkv = head_dim * (n_heads + 2 * n_kv_heads)
+    attention = Attention2DConfig(
+        weight(dim, qkv), weight(n_heads * head_dim, dim), n_heads, n_kv_heads, head_dim, 4096, mesh_device=mesh,
+        tt_ccl=object(),
+    ).resolve()  # fmt: skip
+    mlp = MLP2DConfig(
+        w1=weight(dim, hidden), w2=weight(hidden, dim), w3=weight(dim, hidden), mesh_device=mesh, tt_ccl=object()
+    ).resolve()
+    norm = _resolved(dim, shape)
+    assert norm.decode_input_memcfg == attention.decode_residual_memcfg == mlp.decode_output_memcfg
+    assert norm.decode_output_memcfg == attention.decode_input_memcfg
+    assert norm.prefill_input_memcfg == attention.prefill_input_memcfg == mlp.prefill_input_memcfg
+    assert (
+        _resolved(dim, shape, decode_output_memcfg=mlp.decode_input_memcfg).decode_output_memcfg
+        == ttnn.L1_MEMORY_CONFIG
+    )
+
+
 def test_defaults_equal_tttv1_distributed_norm():
     """The 8x4 defaults against the objects TTTv1's own DistributedNorm (TG) builds, for each Llama width."""
     from models.tt_transformers.tt.distributed_norm import DistributedNorm
