@@ -156,6 +156,17 @@ def test_rejects_1d_meshes(shape):
         RMSNorm2D(LazyWeight(torch.ones(2048)), mesh_device=_host_mesh(shape))
 
 
+def test_takes_only_its_own_config():
+    """An RMSNorm1DConfig (e.g. a 1D model's q/k norm handed to Attention2D) is refused, not half-read."""
+    from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1DConfig
+
+    one_d = RMSNorm1DConfig.per_head(LazyWeight(torch.ones(128)), mesh_device=_host_mesh((8, 4)))
+    with pytest.raises(TypeError, match="RMSNorm2D takes an RMSNorm2DConfig, not RMSNorm1DConfig"):
+        RMSNorm2D.from_config(one_d)
+    head = RMSNorm2DConfig.per_head(LazyWeight(torch.ones(128)), eps=1e-6, add_unit_offset=True)
+    assert (head.input_fractured, head.eps, head.add_unit_offset) == (False, 1e-6, True)
+
+
 def test_rejects_what_it_cannot_split():
     with pytest.raises(ValueError, match="must be a multiple of 32"):
         RMSNorm2D(LazyWeight(torch.ones(100)), mesh_device=_host_mesh((8, 4)), tt_ccl=object())
