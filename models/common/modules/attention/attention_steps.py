@@ -35,8 +35,7 @@ def hf_attention_config(config_cls, groups, wq, wk, wv, wo, *, n_heads, n_kv_hea
     the optional ``bq/bk/bv`` biases, ``q_norm/k_norm`` weights with ``norm_eps``) reordered to the interleaved
     rotary layout, q/k/v fused per device group (``groups``: 1D one per device, 2D one per mesh row), wo transposed.
     ``norm_add_unit_offset`` makes the norms scale by (1 + weight) (Gemma-style). ``cache_dir`` caches the converted
-    weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to
-    ``config_cls``."""
+    weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to ``config_cls``."""
     bq, bk, bv = kw.pop("bq", None), kw.pop("bk", None), kw.pop("bv", None)
     q_norm, k_norm, eps = kw.pop("q_norm", None), kw.pop("k_norm", None), kw.pop("norm_eps", None)
     norm_kw = dict(mesh_device=kw.get("mesh_device"), add_unit_offset=kw.pop("norm_add_unit_offset", False))
