@@ -192,8 +192,12 @@ def _whole(out, mesh):
     return ttnn.to_torch(out, mesh_composer=composer).float()
 
 
-# (dim, eps, add_unit_offset): Llama-3.2-1B's norm, and a Gemma-style one (scale by 1 + weight)
-NORMS = [pytest.param(2048, 1e-5, False, id="llama-1b"), pytest.param(2048, 1e-6, True, id="unit-offset")]
+# (dim, eps, add_unit_offset): Llama-3.2-1B's and Llama-3.1-70B's norms, and a Gemma-style one (scale by 1 + weight)
+NORMS = [
+    pytest.param(2048, 1e-5, False, id="llama-1b"),
+    pytest.param(8192, 1e-5, False, id="llama-70b"),
+    pytest.param(2048, 1e-6, True, id="unit-offset"),
+]
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4), (4, 8)], ids=["8x4", "4x8"], indirect=True)
