@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import ttnn
 
-from models.common.modules.attention.attention_2d import TWO_D_MESHES
 from models.common.modules.attention.attention_steps import check_head_split
+from models.common.modules.tt_ccl import TWO_D_MESHES
 
 SPEC_SOURCE = "docs.tenstorrent.com/aibs/wormhole/specifications.html"
 

@@ -28,8 +28,9 @@ from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
 from models.common.report.model import Model, is_2d
+from models.common.tensor_utils import TILE_SIZE
 
-USERS = 32  # decode batch: one tile of users (TTTv1 max_batch_size 32)
+USERS = pc.MAX_DECODE_BATCH  # decode batch: one tile of users, the modules' default
 INPUT_SEED = 0  # the report's prefill prompt and decode tokens
 MODULE_PARAMS = {  # the HF weights each module of the layer holds, by name prefix
     "attention_norm": "input_layernorm.",
@@ -180,4 +181,4 @@ def _mlp_weights(weights: dict) -> tuple[LazyWeight, LazyWeight, LazyWeight]:
 
 def cache_len(seq_len: int, decode_steps: int) -> int:
     """KV-cache positions the run needs: the prompt and every decode step, rounded up to a tile."""
-    return math.ceil((seq_len + decode_steps) / pc.TILE) * pc.TILE
+    return math.ceil((seq_len + decode_steps) / TILE_SIZE) * TILE_SIZE

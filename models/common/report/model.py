@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from models.common.modules.attention.attention_2d import TWO_D_MESHES
 from models.common.modules.attention.attention_steps import check_head_split
 from models.common.modules.rope.rope_1d import Llama3RopeScaling
+from models.common.modules.tt_ccl import TWO_D_MESHES
 from models.tt_transformers.tt import load_checkpoints as ckpt
 from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
 

@@ -30,16 +30,12 @@ from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.modules.module_config import ResolvableConfig
-from models.common.modules.rmsnorm.rmsnorm_1d import DEFAULT_EPS, norm_gamma, tttv1_norm_weight
+from models.common.modules.rmsnorm.rmsnorm_1d import DEFAULT_EPS, GAMMA_TILE_ROWS_DIM, norm_gamma, tttv1_norm_weight
 from models.common.tensor_utils import TILE_SIZE
 
-TWO_D_MESHES = ((8, 4), (4, 8))
 TTTV1_GALAXY_MESH = (8, 4)  # TTTv1 lays a Galaxy out as 8x4 only (its TG model_config hard-codes 4 columns)
-COL_AXIS = 1  # TTTv1 tt_(sharded_)distributed_rmsnorm: statistics all-gathered over cluster axis 1 (mesh columns)
 STATS_GATHER_LINKS = 1  # TTTv1 tt_(sharded_)distributed_rmsnorm: num_links=1
-STATS_DIM = 3  # the statistics' tiles are gathered side by side along the width (TTTv1: dim=3)
 STATS_TILES_PER_DEVICE = 1  # rms_norm_pre_all_gather leaves one tile of statistics per device (ln_sharded_stats_memcfg)
-DECODE_USERS = TILE_SIZE  # TTTv1 decodes one tile of users: the decode rows are [32, ·]
 ACCEPTED_DTYPES = (ttnn.bfloat16, ttnn.bfloat8_b)  # the residual stream's dtypes in TTTv1 (activation, CCL dtype)
 
 
@@ -56,7 +52,7 @@ class RMSNorm2DConfig(ResolvableConfig):
     num_links: int | None = None
     eps: float = DEFAULT_EPS
     add_unit_offset: bool = False  # Gemma-style weights: scale by (1 + weight)
-    max_batch_size: int = DECODE_USERS
+    max_batch_size: int = pc.MAX_DECODE_BATCH
     input_fractured: bool = True  # input split along dim over ``cluster_axis`` (False: whole, e.g. q/k norm)
     compute_kernel_config: Any = None  # prefill (and head-local decode)
     decode_compute_kernel_config: Any = None  # None: ttnn's default, as TTTv1's sharded decode norm
@@ -120,7 +116,7 @@ class RMSNorm2DConfig(ResolvableConfig):
         return ttnn.Topology.Linear  # TTTv1 tt_sharded_distributed_rmsnorm, tt_all_gather: Linear on a Galaxy
 
     def default_cluster_axis(self):
-        return COL_AXIS
+        return ccl.COL_AXIS  # TTTv1 tt_(sharded_)distributed_rmsnorm: statistics gathered over the mesh columns
 
     def default_num_links(self):
         return STATS_GATHER_LINKS
@@ -221,20 +217,12 @@ class RMSNorm2D(LightweightModule):
     """RMSNorm on a Galaxy mesh. ``RMSNorm2D(weight)``, ``RMSNorm2D.from_config(cfg)``, ``from_model_args(...)``."""
 
     def __init__(self, weight: LazyWeight, **overrides):
-        self.__init_from_config(RMSNorm2DConfig(weight=weight, **overrides))
+        self._init_from_config(RMSNorm2DConfig(weight=weight, **overrides))
 
-    @classmethod
-    def from_config(cls, config: RMSNorm2DConfig) -> "RMSNorm2D":
-        if not isinstance(config, RMSNorm2DConfig):
-            raise TypeError(f"RMSNorm2D takes an RMSNorm2DConfig, not {type(config).__name__}")
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
-    def __init_from_config(self, config: RMSNorm2DConfig) -> None:
+    def _init_from_config(self, config: RMSNorm2DConfig) -> None:
         shape = tuple((config.mesh_device or config.default_mesh_device()).shape)
-        if shape not in TWO_D_MESHES:
-            raise ValueError(f"RMSNorm2D runs on Galaxy meshes {TWO_D_MESHES}, not {shape}; use RMSNorm1D")
+        if shape not in ccl.TWO_D_MESHES:
+            raise ValueError(f"RMSNorm2D runs on Galaxy meshes {ccl.TWO_D_MESHES}, not {shape}; use RMSNorm1D")
         dim = math.prod(config.weight.shape)
         if dim % TILE_SIZE:
             raise ValueError(f"RMSNorm2D weight has {dim} elements; it must be a multiple of {TILE_SIZE}")
@@ -246,7 +234,7 @@ class RMSNorm2D(LightweightModule):
                 f"{cfg.decode_core_grid.num_cores} cores of decode_core_grid"
             )
         self.config = cfg
-        self.weight = norm_gamma(cfg, cfg.split_over_axis(2), "gamma")  # gamma is [1, 1, dim / 32, 32]
+        self.weight = norm_gamma(cfg, cfg.split_over_axis(GAMMA_TILE_ROWS_DIM), "gamma")
         self._input_mapping = cfg.split_over_axis(-1)
         self._decode = self._decode_distributed if cfg.input_fractured else self._decode_head_local
         self._prefill = self._prefill_distributed if cfg.input_fractured else self._prefill_head_local
@@ -266,7 +254,23 @@ class RMSNorm2D(LightweightModule):
         """TTTv1-style entry point (drop-in for DistributedNorm): ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x)
 
-    # --- variants (one of each pair is bound in __init__) ----------------------------------------------------
+    # --- factories -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: RMSNorm2DConfig) -> "RMSNorm2D":
+        if not isinstance(config, RMSNorm2DConfig):
+            raise TypeError(f"RMSNorm2D takes an RMSNorm2DConfig, not {type(config).__name__}")
+        module = cls.__new__(cls)
+        module._init_from_config(config)
+        return module
+
+    @classmethod
+    def from_model_args(cls, *positional, **keywords) -> "RMSNorm2D":
+        """TTTv1's Galaxy norm from a ModelArgs; takes RMSNorm2DConfig.from_model_args's arguments (mesh_device,
+        tt_ccl, args, state_dict, weight_cache_path, layer_num, weight_key="attention_norm", state_dict_prefix=None);
+        usable as TTTv1 TransformerBlock's ``attention_norm=`` / ``ff_norm=`` builder on 8x4."""
+        return cls.from_config(RMSNorm2DConfig.from_model_args(*positional, **keywords))
+
+    # --- variants (one of each pair is bound in __init__) and steps ----------------------------------------
     def _decode_distributed(self, x):
         cfg = self.config
         sharded = ttnn.to_memory_config(x, cfg.decode_memcfg)
@@ -315,15 +319,6 @@ class RMSNorm2D(LightweightModule):
             compute_kernel_config=cfg.compute_kernel_config,
         )
 
-    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
-    @classmethod
-    def from_model_args(cls, *positional, **keywords) -> "RMSNorm2D":
-        """TTTv1's Galaxy norm from a ModelArgs; takes RMSNorm2DConfig.from_model_args's arguments (mesh_device,
-        tt_ccl, args, state_dict, weight_cache_path, layer_num, weight_key="attention_norm", state_dict_prefix=None);
-        usable as TTTv1 TransformerBlock's ``attention_norm=`` / ``ff_norm=`` builder on 8x4."""
-        return cls.from_config(RMSNorm2DConfig.from_model_args(*positional, **keywords))
-
-    # --- steps -----------------------------------------------------------------------------------------------
     def _load(self, x, memory_config):
         """The input on device in ``memory_config``; one clear error for a width or dtype the norm cannot take."""
         cfg = self.config
@@ -343,7 +338,7 @@ class RMSNorm2D(LightweightModule):
         gathered = ccl.all_gather(
             cfg.tt_ccl,
             stats,
-            dim=STATS_DIM,
+            dim=ccl.WIDTH_DIM,  # the statistics' tiles side by side
             memory_config=memory_config,
             topology=cfg.topology,
             num_links=cfg.num_links,
