@@ -146,10 +146,29 @@ def all_reduce(
     tt_ccl: TT_CCL, x, *, cluster_axis, memory_config, topology, num_reduce_scatter_links, num_all_gather_links
 ):
     """Sum ``x`` over one mesh axis, every device keeping the whole sum: reduce-scatter then all-gather along the
-    width (TTTv1 tt_all_reduce, composite path). Consumes ``x``."""
+    width (TTTv1 tt_all_reduce, composite path). Consumes ``x``.
+
+    Topology labels: where the other mesh axis already splits the width (the 2D residual stream), the reduce-scatter
+    splits each device's slice again, a layout no ttnn TensorTopology can express: ttnn would log an error and keep
+    the input's label. That intermediate lives only here, so the reduce-scatter is given ``x`` labelled as one copy
+    per device group of this axis (replicated elsewhere), and the result gets ``x``'s label with this axis
+    replicated: what an all-reduce over it holds."""
+    reduced_label = _replicated_on(x.tensor_topology(), cluster_axis)
+    x.update_tensor_topology(_replicated_on(x.tensor_topology(), *_other_axes(x.tensor_topology(), cluster_axis)))
     common = dict(dim=WIDTH_DIM, memory_config=memory_config, topology=topology, cluster_axis=cluster_axis)
     scattered = reduce_scatter(tt_ccl, x, num_links=num_reduce_scatter_links, **common)
     ttnn.deallocate(x)
     out = all_gather(tt_ccl, scattered, num_links=num_all_gather_links, **common)
     ttnn.deallocate(scattered)
+    out.update_tensor_topology(reduced_label)
     return out
+
+
+def _other_axes(label: ttnn.TensorTopology, axis: int) -> list[int]:
+    return [other for other in range(len(label.placements())) if other != axis]
+
+
+def _replicated_on(label: ttnn.TensorTopology, *axes: int) -> ttnn.TensorTopology:
+    """``label`` with ``axes`` of its distribution replicated."""
+    placements = [ttnn.PlacementReplicate() if i in axes else p for i, p in enumerate(label.placements())]
+    return ttnn.TensorTopology(label.distribution_shape(), placements, label.mesh_coords())
