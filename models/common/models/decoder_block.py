@@ -27,6 +27,7 @@ from models.common.modules.lm_head.lm_head_2d import LMHead2D
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
 from models.common.modules.tt_ccl import ONE_D_MESHES, TWO_D_MESHES
@@ -44,6 +45,18 @@ def _final_norm_1d(weight: LazyWeight, description: ModelDescription, lm_head, r
     cfg = lm_head.config
     memcfgs = dict(decode_input_memcfg=residual_memcfg, decode_memcfg=cfg.decode_input_memcfg)
     return RMSNorm1D(weight, decode_core_grid=cfg.core_grid, **memcfgs, **_norm_kw(description), **kw)
+
+
+def _norm_2d(weight: LazyWeight, description: ModelDescription, consumer, residual_memcfg, **kw) -> RMSNorm2D:
+    """RMSNorm2D on the column-split residual, writing straight into ``consumer``'s decode input."""
+    memcfgs = dict(decode_input_memcfg=residual_memcfg, decode_output_memcfg=consumer.config.decode_input_memcfg)
+    return RMSNorm2D(weight, **memcfgs, **_norm_kw(description), **kw)
+
+
+def _final_norm_2d(weight: LazyWeight, description: ModelDescription, lm_head, residual_memcfg, **kw) -> RMSNorm2D:
+    """RMSNorm2D writing its column slice into the LM head's decode input (LMHead2D takes dim split over columns)."""
+    memcfgs = dict(decode_input_memcfg=residual_memcfg, decode_output_memcfg=lm_head.config.decode_input_memcfg)
+    return RMSNorm2D(weight, **memcfgs, **_norm_kw(description), **kw)
 
 
 def _norm_kw(description: ModelDescription) -> dict:
@@ -68,7 +81,7 @@ ONE_D = MeshParts(
     Attention1D, MLP1D, Rope1D, Embedding1D, LMHead1D, _norm_1d, _final_norm_1d, residual_mapping=MeshMapping.shard(-1)
 )
 TWO_D = MeshParts(  # the residual split over the mesh columns, copied on the rows
-    Attention2D, MLP2D, Rope2D, Embedding2D, LMHead2D, _norm_1d, _final_norm_1d, MeshMapping.shard_2d(None, -1)
+    Attention2D, MLP2D, Rope2D, Embedding2D, LMHead2D, _norm_2d, _final_norm_2d, MeshMapping.shard_2d(None, -1)
 )
 
 

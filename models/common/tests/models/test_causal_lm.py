@@ -71,7 +71,9 @@ def llama():
     return model, hf_model(folder, model)
 
 
-@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 2), (1, 8)], ids=["1x1", "1x2", "1x8"], indirect=True)
+@pytest.mark.parametrize(
+    "ttnn_mesh_device", [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)], ids=["1x1", "1x2", "1x8", "8x4", "4x8"], indirect=True
+)
 def test_llama_logits_match_hf(ttnn_mesh_device, llama, reference_check):
     """128-token prefill and 4 decode steps (HF's greedy tokens fed back), user 0 of a full batch."""
     model, hf = llama

@@ -66,8 +66,9 @@ def int_table(mesh, table: torch.Tensor, mapping=REPLICATED) -> ttnn.Tensor:
 @pytest.mark.parametrize(
     "ttnn_mesh_device, model_name",
     [((1, 1), "Llama-3.2-1B-Instruct"), ((1, 8), "Llama-3.2-1B-Instruct"), ((1, 2), "Qwen2.5-7B-Instruct"),
-     ((1, 8), "Qwen3-32B"), ((1, 2), "phi-4"), ((1, 8), "Mistral-7B-Instruct-v0.3")],
-    ids=["1x1-llama", "1x8-llama", "1x2-qwen2", "1x8-qwen3", "1x2-phi3", "1x8-mistral"],
+     ((1, 8), "Qwen3-32B"), ((1, 2), "phi-4"), ((1, 8), "Mistral-7B-Instruct-v0.3"),
+     ((8, 4), "Llama-3.2-1B-Instruct"), ((4, 8), "Llama-3.2-1B-Instruct")],
+    ids=["1x1-llama", "1x8-llama", "1x2-qwen2", "1x8-qwen3", "1x2-phi3", "1x8-mistral", "8x4-llama", "4x8-llama"],
     indirect=["ttnn_mesh_device"],
 )  # fmt: skip
 def test_decoder_block_matches_hf(ttnn_mesh_device, model_name, reference_check):
