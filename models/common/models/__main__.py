@@ -141,7 +141,10 @@ def _generate(model, mesh_shape, shadow, prompt, options, sampling, tokenizer, s
 def _source(tier: str, shadow: bool, model) -> str:
     weights = model.weights_description
     if tier == devices.MOCK and shadow:
-        return f"device: mock ({weights}); numbers are the shadow's host golden of the same ttnn calls"
+        return (
+            f"device: mock ({weights}); numbers are the shadow's host golden of the same ttnn calls (the times include "
+            "that host work)"
+        )
     if tier == devices.MOCK:
         return f"device: mock without shadow ({weights}); read-back is zeros: the tokens are not meaningful"
     return f"device: {tier} ({weights})"
