@@ -213,7 +213,8 @@ class MLP1DConfig(SwiGLUConfig):
     # --- derived sizes ---------------------------------------------------------------------------------------
     @property
     def hidden_per_device(self) -> int:
-        return self.padded_hidden_dim // self.num_devices
+        padded = self.padded_hidden_dim or self.default_padded_hidden_dim()  # decode_input_core_grid before resolve()
+        return padded // self.num_devices
 
     @property
     def tile_padded_batch_rows(self) -> int:
