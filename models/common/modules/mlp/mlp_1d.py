@@ -12,7 +12,8 @@ w1/w3 are split column-wise (hidden) and w2 row-wise across the devices, so each
 the output; the reduce-scatter sums them and leaves each device 1/N of ``dim`` (TTTv1 keeps the residual stream
 width-fractured on N300/T3K). On one device no CCL op is issued. Defaults are TTTv1's (models/tt_transformers/tt/
 mlp.py + model_config.py): DRAM-sharded decode matmuls with HiFi2 ("drops 1 bit of the activations but would be
-FLOP-bound on 12 cores with HiFi4"), bfloat8_b weights.
+FLOP-bound on 12 cores with HiFi4"), bfloat8_b weights, and the hidden dim zero-padded where TTTv1 pads it
+(``padded_hidden_dim``; Qwen2.5-7B's 18944 runs as 19456 on 1x2, so the decode matmuls split over 16 cores).
 """
 
 import math
