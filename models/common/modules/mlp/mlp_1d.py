@@ -104,6 +104,11 @@ class SwiGLUConfig(ResolvableConfig):
     def num_devices(self) -> int:
         return self.mesh_device.get_num_devices()
 
+    @property
+    def hidden_pieces(self) -> int:
+        """Pieces the hidden dim of w1/w3 is split into (every device; MLP2D: the mesh rows)."""
+        return self.num_devices
+
     def default_mesh_device(self):
         return self.w1.device or ttnn.GetDefaultDevice()
 
@@ -114,8 +119,10 @@ class SwiGLUConfig(ResolvableConfig):
         return ccl.default_topology(self.mesh_device)
 
     def default_padded_hidden_dim(self):
+        """TTTv1's padding, then whole tiles in each hidden piece."""
         cores = TTTV1_HIDDEN_PAD_CORES.get((self.dim, self.hidden_dim, self.num_devices))
-        return nearest_multiple(self.hidden_dim, cores * TILE_SIZE * self.num_devices) if cores else self.hidden_dim
+        hidden = nearest_multiple(self.hidden_dim, cores * TILE_SIZE * self.num_devices) if cores else self.hidden_dim
+        return get_padded_hidden_dim(hidden, self.hidden_pieces)
 
     def default_w1_w3_dtype(self):
         return ttnn.bfloat8_b
@@ -222,10 +229,6 @@ class MLP1DConfig(SwiGLUConfig):
         return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     # --- defaults (TTTv1) ------------------------------------------------------------------------------------
-    def default_padded_hidden_dim(self):
-        """TTTv1's padding, then whole tiles per device."""
-        return get_padded_hidden_dim(super().default_padded_hidden_dim(), self.num_devices)
-
     def default_linear_dtype(self):
         return self.activation_dtype or ttnn.bfloat16
 
@@ -304,7 +307,7 @@ class MLP1D(LightweightModule):
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ONE_D_MESHES:
             raise ValueError(f"MLP1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
-        check_swiglu_weights(cfg, "MLP1D", cfg.num_devices)
+        check_swiglu_weights(cfg, "MLP1D")
         w1_w3 = dict(dtype=cfg.w1_w3_dtype, memory_config=cfg.w1_w3_memcfg, mesh_mapping=MeshMapping.shard(-1))
         w2 = dict(dtype=cfg.w2_dtype, memory_config=cfg.w2_memcfg, mesh_mapping=MeshMapping.shard(-2))
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
@@ -386,7 +389,7 @@ def default_prefill_len_cutoff(dim: int, num_devices: int) -> int:
     return WORMHOLE_PREFILL_LEN_CUTOFF
 
 
-def check_swiglu_weights(cfg: SwiGLUConfig, module: str, hidden_pieces: int) -> None:
+def check_swiglu_weights(cfg: SwiGLUConfig, module: str) -> None:
     """One clear error for mismatched weight shapes or a ``padded_hidden_dim`` the hidden dim cannot pad to."""
     expected = {"w1": (cfg.dim, cfg.hidden_dim), "w3": (cfg.dim, cfg.hidden_dim), "w2": (cfg.hidden_dim, cfg.dim)}
     for name, shape in expected.items():
@@ -395,10 +398,10 @@ def check_swiglu_weights(cfg: SwiGLUConfig, module: str, hidden_pieces: int) -> 
             raise ValueError(
                 f"{module} {name} has shape {got}, expected {shape} (w1/w3: (dim, hidden), w2: transposed)"
             )
-    if cfg.padded_hidden_dim < cfg.hidden_dim or cfg.padded_hidden_dim % (hidden_pieces * TILE_SIZE):
+    if cfg.padded_hidden_dim < cfg.hidden_dim or cfg.padded_hidden_dim % (cfg.hidden_pieces * TILE_SIZE):
         raise ValueError(
             f"{module} padded_hidden_dim {cfg.padded_hidden_dim} must be >= hidden {cfg.hidden_dim} and split into "
-            f"whole tiles over {hidden_pieces} devices; leave it None for TTTv1's padding"
+            f"whole tiles over {cfg.hidden_pieces} pieces; leave it None for TTTv1's padding"
         )
 
 

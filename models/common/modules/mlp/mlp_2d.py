@@ -29,7 +29,6 @@ from models.common.modules.mlp.mlp_1d import (
     swiglu_gate,
     swiglu_model_args,
 )
-from models.common.tensor_utils import get_padded_hidden_dim
 
 TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
@@ -87,10 +86,6 @@ class MLP2DConfig(SwiGLUConfig):
         """w1/w3 split the hidden dim over the mesh rows."""
         return tuple(self.mesh_device.shape)[ROW_AXIS]
 
-    def default_padded_hidden_dim(self):
-        """TTTv1's padding, then whole tiles per mesh row."""
-        return get_padded_hidden_dim(super().default_padded_hidden_dim(), self.hidden_pieces)
-
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
 
@@ -124,7 +119,7 @@ class MLP2D(LightweightModule):
         shape = tuple(cfg.mesh_device.shape)
         if shape not in TWO_D_MESHES:
             raise ValueError(f"MLP2D runs on Galaxy meshes {TWO_D_MESHES}, not {shape}; use MLP1D on 1D meshes")
-        check_swiglu_weights(cfg, "MLP2D", cfg.hidden_pieces)
+        check_swiglu_weights(cfg, "MLP2D")
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
         w1_w3 = dict(dtype=cfg.w1_w3_dtype, mesh_mapping=MeshMapping.shard_2d(-1, -2))
         w2 = dict(dtype=cfg.w2_dtype, mesh_mapping=MeshMapping.shard_2d(-2, -1))
