@@ -378,8 +378,9 @@ NOT_CLAIMED_BY_MODULES = {
     # MLP2D leaves its program configs to ttnn (upstream MLP2D; from_model_args passes TTTv1's) and takes its
     # input as given (TTTv1's decoder reshards to MLP_ACT_MEMCFG); RMSNorm1D rejects Galaxy (TTTv1 runs the
     # distributed norm there, not these sharded configs); Attention2D never shards the prefill KV (TTTv1 TG
-    # fills the cache from interleaved K/V)
+    # fills the cache from interleaved K/V) and has no fused all-gather matmul (TTTv1's is T3K-only)
     (8, 4): {
+        "ATTN_ALL_GATHER_MATMUL_PROGCFG",
         "MLP_ACT_MEMCFG",
         "FF1_3_TG_PROGCFG",
         "FF2_TG_PROGCFG",
@@ -505,7 +506,6 @@ def tttv2_values(model: str, mesh) -> dict:
         "SHARDED_ATTN_INPUT_MEMCFG": attn.decode_input_memcfg,
         "XQKV_DECODE_PROGCFG": attn.decode_xqkv_prg_config,
         "ATTN_OUTPUT_PROGCFG": attn.decode_wo_prg_config,
-        "ATTN_ALL_GATHER_MATMUL_PROGCFG": attn.decode_all_gather_matmul_prg_config,
         "SDPA_DECODE_PROGCFG": attn.decode_sdpa_prg_config,
         "DECODE_RESIDUAL_MEMCFG": attn.decode_residual_memcfg,
         "XQKV_PREFILL_PROGCFG": attn.prefill_xqkv_prg_config,
@@ -514,8 +514,6 @@ def tttv2_values(model: str, mesh) -> dict:
         "attn_wqkv_memcfg": attn.wqkv_memcfg,
         "attn_wo_memcfg": attn.wo_memcfg,
     }
-    if attn.decode_all_gather_matmul_memcfg is not None:
-        values["ATTN_ALL_GATHER_MATMUL_OUTPUT_MEMCFG"] = attn.decode_all_gather_matmul_memcfg
     if mesh == (8, 4):
         mlp2d = MLP2DConfig(*weights, **common).resolve()
         return values | {"hidden_dim": mlp2d.padded_hidden_dim, "prefill_len_cutoff": mlp2d.prefill_len_cutoff}
@@ -528,7 +526,10 @@ def tttv2_values(model: str, mesh) -> dict:
     assert attention_norm.decode_memcfg == attn.decode_input_memcfg  # ... and writes its consumer's input
     assert ffn_norm.decode_memcfg == mlp.decode_input_memcfg
     assert attention_norm.prefill_distributed == ffn_norm.prefill_distributed
+    if attn.decode_all_gather_matmul_memcfg is not None:
+        values["ATTN_ALL_GATHER_MATMUL_OUTPUT_MEMCFG"] = attn.decode_all_gather_matmul_memcfg
     return values | {
+        "ATTN_ALL_GATHER_MATMUL_PROGCFG": attn.decode_all_gather_matmul_prg_config,
         "hidden_dim": mlp.padded_hidden_dim,
         "prefill_len_cutoff": mlp.prefill_len_cutoff,
         "distributed_prefill_norm": attention_norm.prefill_distributed,
