@@ -56,6 +56,20 @@ def dram_shard_core_grid_for_k(k: int) -> ttnn.CoreGrid:
     return ttnn.CoreGrid(x=cols, y=rows)
 
 
+GALAXY_GRID_MAX_ROWS = 4  # TTTv1 Galaxy decode grids (norm core_grid_ln, lm_head_core_grid): at most 4 rows of 8
+
+
+def galaxy_decode_grid(width: int) -> ttnn.CoreGrid:
+    """The grid a Galaxy device's ``width`` columns of the decode residual are width-sharded over (TTTv1
+    DistributedNorm's core_grid_ln = (min(4, width / 32 / 8), 8), and SHARDED_ATTN_INPUT_MEMCFG's grid): the most
+    rows (<= 4) of 8 cores over which ``width`` splits into whole tiles; that is TTTv1's grid wherever TTTv1's
+    shards are whole tiles. When no row count does, the 1D grid (find_grid)."""
+    for rows in range(GALAXY_GRID_MAX_ROWS, 0, -1):
+        if width % (TILE_SIZE * CORES_PER_ROW * rows) == 0:
+            return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
+    return dram_shard_core_grid_for_k(width)
+
+
 def dram_shard_core_grid_for_k_and_n(k: int, n: int) -> ttnn.CoreGrid:
     rows, cols = find_grid_k_n(k // TILE_SIZE, n // TILE_SIZE)
     return ttnn.CoreGrid(x=cols, y=rows)
