@@ -36,6 +36,7 @@ from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.mlp.mlp_1d import MLP1DConfig
 from models.common.modules.mlp.mlp_2d import MLP2DConfig
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1DConfig
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2DConfig
 
 SEQ_LENS = (128, 1024, 4096)
 PREFILL_KEYS = (
@@ -376,8 +377,9 @@ CASES["Llama-3.1-70B-Instruct", (8, 4)] = (
 # Values a TTTv2 module deliberately does not take from TTTv1 (so the module side has no value to compare)
 NOT_CLAIMED_BY_MODULES = {
     # MLP2D leaves its program configs to ttnn (upstream MLP2D; from_model_args passes TTTv1's) and takes its
-    # input as given (TTTv1's decoder reshards to MLP_ACT_MEMCFG); RMSNorm1D rejects Galaxy (TTTv1 runs the
-    # distributed norm there, not these sharded configs); Attention2D never shards the prefill KV (TTTv1 TG
+    # input as given (TTTv1's decoder reshards to MLP_ACT_MEMCFG); TTTv1's Galaxy DistributedNorm builds its own
+    # sharded norm configs instead of these (RMSNorm2D follows those, see test_rmsnorm_2d); Attention2D never
+    # shards the prefill KV (TTTv1 TG
     # fills the cache from interleaved K/V) and has no fused all-gather matmul (TTTv1's is T3K-only)
     (8, 4): {
         "ATTN_ALL_GATHER_MATMUL_PROGCFG",
@@ -390,7 +392,6 @@ NOT_CLAIMED_BY_MODULES = {
         "mlp_w2_memcfg",
         "SHARDED_NORM_ATTN_PRGM_CFG",
         "SHARDED_NORM_MLP_PRGM_CFG",
-        "distributed_prefill_norm",
         "KV_PREFILL_MEM_CFG",
     },
 }
@@ -516,7 +517,12 @@ def tttv2_values(model: str, mesh) -> dict:
     }
     if mesh == (8, 4):
         mlp2d = MLP2DConfig(*weights, **common).resolve()
-        return values | {"hidden_dim": mlp2d.padded_hidden_dim, "prefill_len_cutoff": mlp2d.prefill_len_cutoff}
+        norm2d = RMSNorm2DConfig(_meta(dim), mesh_device=host, tt_ccl=object()).resolve()
+        return values | {
+            "hidden_dim": mlp2d.padded_hidden_dim,
+            "prefill_len_cutoff": mlp2d.prefill_len_cutoff,
+            "distributed_prefill_norm": norm2d.input_fractured,  # a residual norm gathers statistics in prefill
+        }
 
     mlp = MLP1DConfig(*weights, **common).resolve()
     attention_norm = RMSNorm1DConfig(_meta(dim), **common).resolve()
