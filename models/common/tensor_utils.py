@@ -207,11 +207,6 @@ def lm_head_split(weight: torch.Tensor, num_devices: int, per_device: int, start
     return torch.cat(rows, dim=0).T.contiguous()
 
 
-def padded_transpose(weight: torch.Tensor, rows: int) -> torch.Tensor:
-    """``weight.T`` with its columns zero-padded to ``rows`` (e.g. (vocab, dim) → (dim, padded vocab))."""
-    return pad_dim_to_size(weight, 0, rows).T.contiguous()
-
-
 def logits_to_host(logits: ttnn.Tensor, mesh_device, mesh_dims: tuple[int, int], vocab_size: int) -> torch.Tensor:
     """Every device's vocabulary slice composed on the host: [rows, vocab_size] float logits. ``mesh_dims`` are the
     tensor dims the mesh rows and columns are concatenated along (the LM head's ``logits_mesh_dims``); padding

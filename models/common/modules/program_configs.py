@@ -216,6 +216,16 @@ def lm_head_core_grid(dim: int, galaxy: bool) -> ttnn.CoreGrid:
     return ttnn.CoreGrid(y=rows, x=cols)
 
 
+def galaxy_input_core_grid(width: int) -> ttnn.CoreGrid:
+    """TTTv1's Galaxy decode input grid (its lm_head_core_grid, taken by the LM head and attention inputs): the most
+    rows (<= 4) of 8 cores over which a device's ``width`` (dim / mesh columns) splits into whole tiles; when none
+    does, the 1D grid (find_grid)."""
+    for rows in range(LM_HEAD_GALAXY_MAX_ROWS, 0, -1):
+        if width % (TILE * LM_HEAD_MAX_COLS * rows) == 0:
+            return ttnn.CoreGrid(y=rows, x=LM_HEAD_MAX_COLS)
+    return dram_shard_core_grid_for_k(width)
+
+
 def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.MemoryConfig:
     """(k, n) weight width-sharded over every DRAM bank, n padded to whole tiles per bank."""
     if dram_grid_size.y != 1:

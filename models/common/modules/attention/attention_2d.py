@@ -59,7 +59,6 @@ TWO_D_MESHES = ((8, 4), (4, 8))
 ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
 GALAXY_ALL_GATHER_LINKS = 2  # TTTv1 ModelArgs.num_all_gather_links on Galaxy
 TTTV1_GALAXY_MESH = (8, 4)  # TTTv1's TG model_config hard-codes 8 mesh rows and 4 columns
-INPUT_GRID_MAX_ROWS = 4  # TTTv1 SHARDED_ATTN_INPUT_MEMCFG on Galaxy: lm_head_core_grid, at most 4 rows of 8 cores
 CORES_PER_ROW = 8  # TTTv1: the decode input grid and XQKV_DECODE_PROGCFG grid are 8 cores wide
 OUT_SUBBLOCK_W = 1  # TTTv1 matmul_config on Galaxy: out_subblock_w = 1 (TG hang workaround)
 USER_SELECTION_CORE_GRID = ttnn.CoreGrid(y=4, x=8)  # TTTv1 TG decode: the user-selection matmul's core grid
@@ -101,11 +100,7 @@ class Attention2DConfig(Attention1DConfig):
     def decode_input_core_grid(self) -> ttnn.CoreGrid:
         """TTTv1's Galaxy attention input grid (its lm_head_core_grid): the most rows (<= 4) of 8 cores over which
         this device's dim / columns splits into whole tiles; when none does, the 1D grid (find_grid)."""
-        width = self.dim // self.mesh_cols
-        for rows in range(INPUT_GRID_MAX_ROWS, 0, -1):
-            if width % (pc.TILE * CORES_PER_ROW * rows) == 0:
-                return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
-        return pc.dram_shard_core_grid_for_k(width)
+        return pc.galaxy_input_core_grid(self.dim // self.mesh_cols)
 
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype

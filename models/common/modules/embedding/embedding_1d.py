@@ -57,6 +57,20 @@ class EmbeddingConfig(ResolvableConfig):
     def tile_padded_batch_rows(self) -> int:
         return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
+    @classmethod
+    def from_model_args(cls, mesh_device, args, weight_cache_path, state_dict, dtype=ttnn.bfloat16):
+        """TTTv1's Embedding settings from a ModelArgs, same arguments (the only place the embedding touches TTTv1;
+        retires with it). Host-side: nothing is uploaded."""
+        name = args.get_state_dict_prefix("", None) + WEIGHT_KEY
+        cached = weight_cache_path is not None and not args.dummy_weights
+        cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
+        return cls(
+            LazyWeight(state_dict[name], **cache),
+            mesh_device=mesh_device,
+            max_batch_size=args.max_batch_size,
+            weight_dtype=dtype,
+        )
+
     def default_mesh_device(self):
         return self.weight.device or ttnn.GetDefaultDevice()
 
@@ -144,19 +158,11 @@ class EmbeddingModule(LightweightModule):
         """TTTv1's call: x [1, tokens] uint32 on device → [1, tokens, dim / N] tiled (the caller reshapes)."""
         return ttnn.embedding(x, self.weight, layout=ttnn.TILE_LAYOUT, memory_config=memory_config)
 
-    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
     @classmethod
-    def from_model_args(cls, mesh_device, args, weight_cache_path, state_dict, dtype=ttnn.bfloat16):
-        """TTTv1's Embedding from a ModelArgs, same arguments (the only place it touches TTTv1; retires with it)."""
-        name = args.get_state_dict_prefix("", None) + WEIGHT_KEY
-        cached = weight_cache_path is not None and not args.dummy_weights
-        cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
-        return cls(
-            LazyWeight(state_dict[name], **cache),
-            mesh_device=mesh_device,
-            max_batch_size=args.max_batch_size,
-            weight_dtype=dtype,
-        )
+    def from_model_args(cls, *positional, **keywords):
+        """Drop-in for TTTv1's Embedding at its call site; takes the config's from_model_args arguments
+        (mesh_device, args, weight_cache_path, state_dict, dtype)."""
+        return cls.from_config(cls.CONFIG.from_model_args(*positional, **keywords))
 
     def _load_ids(self, ids, tokens: int | None) -> ttnn.Tensor:
         """Device ids [1, tokens] uint32: host ids (a LazyWeight) checked against the vocabulary, then uploaded."""
