@@ -15,6 +15,8 @@ import ttnn
 from models.common import devices
 from models.common.devices import REPO_ROOT
 from models.common.modules.attention.attention_1d import Attention1D
+from models.common.modules.embedding.embedding_1d import Embedding1D
+from models.common.modules.lm_head.lm_head_1d import LMHead1D
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.tt_transformers.demo.simple_text_demo import (
@@ -41,12 +43,16 @@ SWAPS = {
         "feed_forward": MLP1D.from_model_args,
         "attention_norm": RMSNorm1D.from_model_args,
         "ff_norm": RMSNorm1D.from_model_args,
+        "embedding": Embedding1D.from_model_args,
+        "norm": RMSNorm1D.from_model_args,
+        "lm_head": LMHead1D.from_model_args,
     },
 }
 TRANSFORMER_CASES = [
     pytest.param((1, 8), "tttv1", id="1x8-tttv1"),
     pytest.param((8, 4), "tttv1", id="8x4-tttv1"),
     pytest.param((1, 1), "all-tttv2", id="1x1-all-tttv2", marks=pytest.mark.slow),
+    pytest.param((1, 8), "all-tttv2", id="1x8-all-tttv2"),
 ]
 SCRIPT = REPO_ROOT / "run_tttv1_simple_demos.sh"
 CASE_FILES = ("attention_1d_performance.csv", "mlp_1d_performance.csv", "rmsnorm_1d_performance.csv")
