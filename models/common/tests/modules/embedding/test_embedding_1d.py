@@ -118,3 +118,21 @@ def test_embedding_1d_bad_input(ttnn_mesh_device):
 def test_embedding_1d_rejects_galaxy(ttnn_mesh_device):
     with pytest.raises(ValueError, match=r"Embedding1D runs on meshes .* not \(8, 4\); use Embedding2D on Galaxy"):
         Embedding1D(LazyWeight(torch.zeros(1024, 256)), mesh_device=ttnn_mesh_device)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_embedding_1d_vs_reference_from_model_args(ttnn_mesh_device, reference_check):
+    """TTTv1's call site (Transformer: Embedding(mesh, args, cache, state_dict, dtype), then embd(tokens)) with
+    Embedding1D.from_model_args, Llama-3.2-1B on 1x2, against nn.Embedding holding the state dict's table."""
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model="Llama-3.2-1B-Instruct", max_batch_size=32, max_seq_len=256)
+    args.n_layers = 1
+    state_dict = args.load_state_dict()
+    embedding = Embedding1D.from_model_args(mesh, args, None, state_dict, ttnn.bfloat16)
+    assert embedding.config.decode_output_memcfg == args.model_config["DECODE_RESIDUAL_MEMCFG"]
+    ids = _ids(32, args.vocab_size)
+    reference = torch.nn.Embedding.from_pretrained(state_dict["tok_embeddings.weight"].float())
+    with torch.no_grad():
+        _check(embedding.decode_forward(LazyWeight(ids)), reference(ids)[None], mesh, reference_check)

@@ -3,6 +3,7 @@
 TTTv1 bridge, tied embeddings, bad input."""
 
 import functools
+import math
 
 import pytest
 import torch
@@ -13,8 +14,10 @@ from models.common.modules.embedding.embedding_1d import Embedding1D
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.lm_head.lm_head_1d import LMHead1D, LMHead1DConfig
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.tests.modules.lm_head.cases import LM_HEAD_1D_CASES
 from models.tt_transformers.tt.host_mesh import HostMesh
+from models.tt_transformers.tt.load_checkpoints import shipped_models
 
 MIN_PCC = 0.99  # bfloat8_b weights and logits (TTTv1's dtypes)
 EPS = 1e-5
@@ -81,8 +84,7 @@ def _reference(vocab, dim, x):
         return head(norm(x))
 
 
-@pytest.mark.parametrize("ttnn_mesh_device, vocab, dim", LM_HEAD_1D_CASES, indirect=["ttnn_mesh_device"])
-@pytest.mark.parametrize("mode", ["decode", "prefill"])
+@pytest.mark.parametrize("ttnn_mesh_device, vocab, dim, mode", LM_HEAD_1D_CASES, indirect=["ttnn_mesh_device"])
 def test_lm_head_1d_vs_reference(ttnn_mesh_device, vocab, dim, mode, reference_check):
     """Final norm (RMSNorm1D writing the LM head's input layout) + LMHead1D against LlamaRMSNorm + nn.Linear; every
     device's vocabulary slice is read (gather_logits)."""
@@ -152,3 +154,75 @@ def test_lm_head_1d_bad_input(ttnn_mesh_device):
 def test_lm_head_1d_rejects_galaxy(ttnn_mesh_device):
     with pytest.raises(ValueError, match=r"LMHead1D runs on meshes .* not \(8, 4\); use LMHead2D on Galaxy"):
         LMHead1D(LazyWeight(torch.zeros(4096, 256)), mesh_device=ttnn_mesh_device)
+
+
+# --- the TTTv1 bridge --------------------------------------------------------------------------------------------
+def _tttv1_accepts(model, shape):
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    try:
+        return ModelArgs(HostMesh.for_shape(shape), hf_model=model, max_batch_size=32)
+    except ValueError:  # e.g. Qwen2.5-7B only on 1x2
+        return None
+
+
+def _meta_head_state_dict(args) -> dict:
+    return {
+        f"{args.get_state_dict_prefix('', None)}output.weight": torch.empty(args.vocab_size, args.dim, device="meta")
+    }
+
+
+@pytest.mark.parametrize("model", shipped_models())
+def test_from_model_args_and_defaults_equal_tttv1(model):
+    """On every 1D mesh TTTv1 runs ``model`` on: the bridged config and LMHead1D's own defaults both give TTTv1's
+    lm_head_core_grid, LM_HEAD_INPUT_MEMCFG, max_columns_per_device and lm_head.py's splits."""
+    for shape in [(1, 1), (1, 2), (1, 8)]:
+        args = _tttv1_accepts(model, shape)
+        if args is None:
+            continue
+        mesh, state_dict = HostMesh.for_shape(shape), _meta_head_state_dict(args)
+        bridged = LMHead1DConfig.from_model_args(
+            args, mesh, object(), ttnn.bfloat8_b, state_dict, "", None, args.max_columns_per_device_lm_head
+        ).resolve()
+        own = LMHead1DConfig(LazyWeight(torch.empty(args.vocab_size, args.dim, device="meta")), mesh_device=mesh)
+        # TTTv1 lm_head.py: size_per_device = vocab // devices; full splits of max_columns, then the rest. Where
+        # that is not whole tiles (Qwen3's 151936 on 8 devices) TTTv2 pads the vocabulary to whole tiles per device.
+        per_device = math.ceil(args.vocab_size // args.num_devices / 32) * 32
+        full, rest = divmod(per_device, args.max_columns_per_device_lm_head)
+        tttv1_splits = (args.max_columns_per_device_lm_head,) * full + ((rest,) if rest else ())
+        for cfg in (bridged, own.resolve()):
+            assert (cfg.core_grid.x, cfg.core_grid.y) == (args.lm_head_core_grid.x, args.lm_head_core_grid.y)
+            assert cfg.decode_input_memcfg == args.model_config["LM_HEAD_INPUT_MEMCFG"], (model, shape)
+            assert cfg.max_columns_per_device == args.max_columns_per_device_lm_head
+            assert cfg.split_sizes == tttv1_splits, (model, shape)
+            assert [repr(p) for p in cfg.program_configs] == [
+                repr(args.dram_matmul_config(32, args.dim, size, args.lm_head_core_grid.num_cores))
+                for size in tttv1_splits
+            ]
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_lm_head_1d_vs_reference_from_model_args(ttnn_mesh_device, reference_check):
+    """TTTv1's call site (Transformer: norm then LMHead(args, mesh, tt_ccl, dtype, state_dict, prefix, cache,
+    max_columns)) with LMHead1D / RMSNorm1D.from_model_args, Llama-3.2-1B on 1x2 (two splits: 42752 + 21376), against
+    HF's final norm + lm_head holding the state dict's weights."""
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model="Llama-3.2-1B-Instruct", max_batch_size=32, max_seq_len=256)
+    args.n_layers = 1
+    state_dict = args.load_state_dict()
+    tt_ccl = get_tt_ccl(mesh)
+    prefix = args.get_state_dict_prefix("", None)
+    head = LMHead1D.from_model_args(
+        args, mesh, tt_ccl, ttnn.bfloat8_b, state_dict, prefix, None, args.max_columns_per_device_lm_head
+    )
+    assert head.config.split_sizes == (42752, 21376)
+    norm = RMSNorm1D.from_model_args(mesh, tt_ccl, args, state_dict, None, None, "norm")
+    x = torch.randn(1, 1, 32, args.dim, generator=torch.Generator().manual_seed(6))
+    logits = head.gather_logits(head.forward(norm.forward(LazyWeight(x), mode="decode")))
+    reference = LlamaRMSNorm(args.dim, eps=args.norm_eps)
+    reference.weight.data = state_dict[f"{prefix}norm.weight"].float()
+    with torch.no_grad():
+        expected = reference(x[0, 0]) @ state_dict[f"{prefix}output.weight"].float().T
+    reference_check(expected, logits, min_pcc=MIN_PCC)

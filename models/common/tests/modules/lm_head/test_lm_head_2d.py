@@ -69,3 +69,34 @@ def test_lm_head_2d_vs_reference(ttnn_mesh_device, vocab, dim, mode, reference_c
 def test_lm_head_2d_rejects_1d_meshes(ttnn_mesh_device):
     with pytest.raises(ValueError, match=r"LMHead2D runs on meshes .* not \(1, 8\); use LMHead1D on 1D meshes"):
         LMHead2D(LazyWeight(torch.zeros(4096, 256)), mesh_device=ttnn_mesh_device)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+def test_lm_head_2d_vs_reference_from_model_args(ttnn_mesh_device, reference_check):
+    """TTTv1's Galaxy call site with LMHead2D.from_model_args and Embedding2D.from_model_args (Llama-3.2-1B on 8x4):
+    the bridged configs are TTTv1's, and tokens → embedding → (HF final norm) → LM head match HF."""
+    from models.common.modules.embedding.embedding_2d import Embedding2D
+    from models.common.modules.tt_ccl import get_tt_ccl
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    mesh = ttnn_mesh_device
+    args = ModelArgs(mesh, hf_model="Llama-3.2-1B-Instruct", max_batch_size=32, max_seq_len=256)
+    args.n_layers = 1
+    state_dict = args.load_state_dict()
+    head = LMHead2D.from_model_args(
+        args, mesh, get_tt_ccl(mesh), ttnn.bfloat8_b, state_dict, "", None, args.max_columns_per_device_lm_head
+    )
+    assert head.config.decode_input_memcfg == args.model_config["LM_HEAD_INPUT_MEMCFG"]
+    assert head.config.padded_vocab_size == args.padded_vocab_size
+    embedding = Embedding2D.from_model_args(mesh, args, None, state_dict, ttnn.bfloat16)
+    ids = torch.randint(args.vocab_size, (1, 32), generator=torch.Generator().manual_seed(7))
+    embedded = ttnn.to_torch(
+        embedding.decode_forward(LazyWeight(ids)),
+        mesh_composer=ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=tuple(mesh.shape), dims=(1, 3)),
+    )[:, :1].float()  # mesh rows hold copies: row 0's columns make the whole embedding
+    table = state_dict["tok_embeddings.weight"].float()
+    reference_check(table[ids][None], embedded, min_pcc=0.9999)
+    x = table[ids[0]]
+    normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + args.norm_eps) * state_dict["norm.weight"].float()
+    logits = head.gather_logits(head.decode_forward(LazyWeight(normed[None, None])))
+    reference_check(normed @ state_dict["output.weight"].float().T, logits, min_pcc=MIN_PCC)
