@@ -166,19 +166,16 @@ class EmbeddingModule(LightweightModule):
 
     def _load_ids(self, ids, tokens: int | None) -> ttnn.Tensor:
         """Device ids [1, tokens] uint32: host ids (a LazyWeight) checked against the vocabulary, then uploaded."""
-        if isinstance(ids, LazyWeight):
-            tensor_utils.check_token_ids(ids.host_tensor(), self.config.vocab_size)
-            shape = tuple(ids.shape)
-        else:
+        shape = list(ids.shape)
+        if len(shape) != 2 or shape[0] != 1 or shape[1] != (tokens or shape[1]):
+            wanted = f"[1, {tokens}] (one token per user, padded to a tile)" if tokens else "[1, seq_len] (one prompt)"
+            raise ValueError(f"token ids must be {wanted}, got {shape}")
+        if not isinstance(ids, LazyWeight):
             if ids.dtype != ttnn.uint32:
                 raise ValueError(f"token ids on device must be uint32 (row-major), got {ids.dtype}")
-            shape = tuple(ids.shape)
-        if len(shape) != 2 or shape[0] != 1 or (tokens is not None and shape[1] != tokens):
-            wanted = f"[1, {tokens}] (one token per user, padded to a tile)" if tokens else "[1, seq_len] (one prompt)"
-            raise ValueError(f"token ids must be {wanted}, got {list(shape)}")
-        if isinstance(ids, LazyWeight):
-            return resolve_lazy_weight(ids, **self._ids).get_device_weight()
-        return ids
+            return ids
+        tensor_utils.check_token_ids(ids.host_tensor(), self.config.vocab_size)
+        return resolve_lazy_weight(ids, **self._ids).get_device_weight()
 
 
 class Embedding1D(EmbeddingModule):
