@@ -209,7 +209,7 @@ class LMHeadModule(LightweightModule):
         """x: [1, 1, 32, input width] normed, in ``decode_input_memcfg``; consumed. Returns the logits
         [1, 1, 32, vocab slice] per device in L1 (``gather_logits`` composes them)."""
         cfg = self.config
-        x = self._load(x)
+        x = self._load(x, cfg.decode_input_memcfg)
         outputs = []
         for weight, program_config in self.splits:
             out = ttnn.linear(
@@ -226,12 +226,10 @@ class LMHeadModule(LightweightModule):
         return self._reduce(logits)
 
     def prefill_forward(self, x: ttnn.Tensor | LazyWeight, last_token: int) -> ttnn.Tensor:
-        """x: [1, 1, rows, input width] normed prompt in DRAM. Returns decode_forward's logits for the 32-row tile
-        holding row ``last_token`` (its logits are row ``last_token % 32``)."""
+        """x: [1, 1, rows, input width] normed prompt in DRAM (kept). Returns decode_forward's logits for the 32-row
+        tile holding row ``last_token`` (its logits are row ``last_token % 32``)."""
         cfg = self.config
-        if isinstance(x, LazyWeight):
-            x = resolve_lazy_weight(x, mesh_mapping=self.INPUT_MAPPING)
-        x = load_input_device_tensor(x, memory_config=ttnn.DRAM_MEMORY_CONFIG, mesh_device=cfg.mesh_device)
+        x = self._load(x, ttnn.DRAM_MEMORY_CONFIG)
         if not 0 <= last_token < x.shape[-2]:
             raise ValueError(f"last_token {last_token} is not a row of the {x.shape[-2]}-row prefill input")
         start = last_token // TILE_SIZE * TILE_SIZE
@@ -253,12 +251,10 @@ class LMHeadModule(LightweightModule):
         cfg = self.config
         return tensor_utils.logits_to_host(logits, cfg.mesh_device, self.LOGITS_MESH_DIMS, cfg.vocab_size)
 
-    def _load(self, x):
+    def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
             x = resolve_lazy_weight(x, mesh_mapping=self.INPUT_MAPPING)
-        return load_input_device_tensor(
-            x, memory_config=self.config.decode_input_memcfg, mesh_device=self.config.mesh_device
-        )
+        return load_input_device_tensor(x, memory_config=memory_config, mesh_device=self.config.mesh_device)
 
 
 class LMHead1D(LMHeadModule):
