@@ -52,8 +52,9 @@ def _check(out, reference, mesh, reference_check):
         reference_check(reference[..., device * width : (device + 1) * width], got, min_pcc=MIN_PCC)
 
 
-@pytest.mark.parametrize("ttnn_mesh_device, vocab, dim", EMBEDDING_1D_CASES, indirect=["ttnn_mesh_device"])
-@pytest.mark.parametrize("mode, tokens", [("decode", 32), ("prefill", 128)])
+@pytest.mark.parametrize(
+    "ttnn_mesh_device, mode, tokens, vocab, dim", EMBEDDING_1D_CASES, indirect=["ttnn_mesh_device"]
+)
 def test_embedding_1d_vs_reference(ttnn_mesh_device, vocab, dim, mode, tokens, reference_check):
     mesh = ttnn_mesh_device
     table = _table(vocab, dim)

@@ -24,8 +24,9 @@ def test_defaults_by_hand():
     assert cfg.MESH_MAPPING.shard_dims == (None, -1)
 
 
-@pytest.mark.parametrize("ttnn_mesh_device, vocab, dim", EMBEDDING_2D_CASES, indirect=["ttnn_mesh_device"])
-@pytest.mark.parametrize("mode, tokens", [("decode", 32), ("prefill", 128)])
+@pytest.mark.parametrize(
+    "ttnn_mesh_device, mode, tokens, vocab, dim", EMBEDDING_2D_CASES, indirect=["ttnn_mesh_device"]
+)
 def test_embedding_2d_vs_reference(ttnn_mesh_device, vocab, dim, mode, tokens, reference_check):
     """Every device's slice: device (r, c) holds columns [c·dim/cols, (c+1)·dim/cols) of every embedding."""
     mesh = ttnn_mesh_device

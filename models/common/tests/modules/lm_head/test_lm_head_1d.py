@@ -74,9 +74,9 @@ def _weights(vocab, dim):
     return 1 + 0.1 * torch.randn(dim, generator=generator), torch.randn(vocab, dim, generator=generator).bfloat16()
 
 
-def _reference(vocab, dim, x):
+def _reference(vocab, dim, x, eps=EPS):
     norm_weight, head_weight = _weights(vocab, dim)
-    norm = LlamaRMSNorm(dim, eps=EPS)
+    norm = LlamaRMSNorm(dim, eps=eps)
     norm.weight.data = norm_weight
     head = torch.nn.Linear(dim, vocab, bias=False)
     head.weight.data = head_weight.float()
@@ -84,14 +84,17 @@ def _reference(vocab, dim, x):
         return head(norm(x))
 
 
-@pytest.mark.parametrize("ttnn_mesh_device, vocab, dim, mode", LM_HEAD_1D_CASES, indirect=["ttnn_mesh_device"])
-def test_lm_head_1d_vs_reference(ttnn_mesh_device, vocab, dim, mode, reference_check):
-    """Final norm (RMSNorm1D writing the LM head's input layout) + LMHead1D against LlamaRMSNorm + nn.Linear; every
-    device's vocabulary slice is read (gather_logits)."""
+@pytest.mark.parametrize(
+    "ttnn_mesh_device, mode, dim, vocab, splits, eps", LM_HEAD_1D_CASES, indirect=["ttnn_mesh_device"]
+)
+def test_lm_head_1d_vs_reference(ttnn_mesh_device, mode, dim, vocab, splits, eps, reference_check):
+    """Final norm (RMSNorm1D writing the LM head's input layout) + LMHead1D against LlamaRMSNorm + nn.Linear, with
+    TTTv1's splits of the collected case; every device's vocabulary slice is read (gather_logits)."""
     mesh = ttnn_mesh_device
     norm_weight, head_weight = _weights(vocab, dim)
     head = LMHead1D(LazyWeight(head_weight), mesh_device=mesh)
-    norm = RMSNorm1D(LazyWeight(norm_weight), mesh_device=mesh, eps=EPS, decode_core_grid=head.config.core_grid)
+    assert head.config.split_sizes == splits
+    norm = RMSNorm1D(LazyWeight(norm_weight), mesh_device=mesh, eps=eps, decode_core_grid=head.config.core_grid)
     rows, last = (32, 31) if mode == "decode" else (128, 100)
     x = torch.randn(1, 1, rows, dim, generator=torch.Generator().manual_seed(3))
     if mode == "decode":
@@ -105,7 +108,7 @@ def test_lm_head_1d_vs_reference(ttnn_mesh_device, vocab, dim, mode, reference_c
     host = head.gather_logits(logits)
     assert tuple(host.shape) == (32, vocab)
     tile = last // 32 * 32
-    reference_check(_reference(vocab, dim, x)[0, 0, tile : tile + 32], host, min_pcc=MIN_PCC)
+    reference_check(_reference(vocab, dim, x, eps)[0, 0, tile : tile + 32], host, min_pcc=MIN_PCC)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
