@@ -21,9 +21,9 @@ import ttnn
 
 from models.common import tensor_utils
 from models.common.modules import program_configs as pc
+from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.mlp.mlp_1d import ONE_D_MESHES
 from models.common.modules.module_config import ResolvableConfig
 from models.common.tensor_utils import TILE_SIZE
 
@@ -182,5 +182,5 @@ class Embedding1D(EmbeddingModule):
     """Token embedding on a 1D mesh. ``Embedding1D(weight)``, ``from_config(cfg)``, ``from_model_args(...)``."""
 
     CONFIG = Embedding1DConfig
-    MESHES = ONE_D_MESHES
+    MESHES = ccl.ONE_D_MESHES
     WRONG_MESH = "use Embedding2D on Galaxy (8x4, 4x8)"

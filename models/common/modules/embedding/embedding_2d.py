@@ -16,9 +16,9 @@ from typing import ClassVar
 
 import ttnn
 
+from models.common.modules import tt_ccl as ccl
 from models.common.modules.embedding.embedding_1d import EmbeddingConfig, EmbeddingModule
 from models.common.modules.lazy_weight import MeshMapping
-from models.common.modules.mlp.mlp_2d import TWO_D_MESHES
 
 
 @dataclass(frozen=True)
@@ -35,5 +35,5 @@ class Embedding2D(EmbeddingModule):
     """Token embedding on a Galaxy mesh. ``Embedding2D(weight)``, ``from_config(cfg)``, ``from_model_args(...)``."""
 
     CONFIG = Embedding2DConfig
-    MESHES = TWO_D_MESHES
+    MESHES = ccl.TWO_D_MESHES
     WRONG_MESH = "use Embedding1D on 1D meshes (1x1, 1x2, 1x8)"

@@ -22,9 +22,9 @@ import ttnn
 
 from models.common import tensor_utils
 from models.common.modules import program_configs as pc
+from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.mlp.mlp_1d import ONE_D_MESHES
 from models.common.modules.module_config import ResolvableConfig
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
 
@@ -261,7 +261,7 @@ class LMHead1D(LMHeadModule):
     """LM head on a 1D mesh. ``LMHead1D(weight)``, ``from_config(cfg)``, ``from_model_args(...)``."""
 
     CONFIG = LMHead1DConfig
-    MESHES = ONE_D_MESHES
+    MESHES = ccl.ONE_D_MESHES
     WRONG_MESH = "use LMHead2D on Galaxy (8x4, 4x8)"
 
 

@@ -23,12 +23,10 @@ from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import MeshMapping
 from models.common.modules.lm_head.lm_head_1d import LMHeadConfig, LMHeadModule, lm_head_model_args
-from models.common.modules.mlp.mlp_2d import GALAXY_ALL_GATHER_LINKS, TWO_D_MESHES
 
 GALAXY_PADDED_VOCAB = 128 * 1024  # TTTv1 ModelArgs.padded_vocab_size on Galaxy
 # TTTv1 lm_head.py: dim-2048 models keep the Galaxy LM head weight interleaved in DRAM, with no program config
 INTERLEAVED_WEIGHT_DIM = 2048
-COL_AXIS = 1  # the mesh axis ``dim`` is split over: the all-reduce runs along it
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class LMHead2DConfig(LMHeadConfig):
     """Everything LMHead2D decides (TTTv1's Galaxy choices by default)."""
 
     num_reduce_scatter_links: int = 1  # TTTv1 ModelArgs.num_reduce_scatter_links
-    num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
+    num_all_gather_links: int = ccl.GALAXY_ALL_GATHER_LINKS
 
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_columns_per_device"})
     WEIGHT_MAPPING: ClassVar[MeshMapping] = MeshMapping.shard_2d(-1, -2)  # vocabulary over rows, dim over columns
@@ -91,7 +89,7 @@ class LMHead2D(LMHeadModule):
     """LM head on a Galaxy mesh. ``LMHead2D(weight)``, ``from_config(cfg)``, ``from_model_args(...)``."""
 
     CONFIG = LMHead2DConfig
-    MESHES = TWO_D_MESHES
+    MESHES = ccl.TWO_D_MESHES
     WRONG_MESH = "use LMHead1D on 1D meshes (1x1, 1x2, 1x8)"
     INPUT_MAPPING = MeshMapping.shard_2d(None, -1)  # each mesh column its slice of dim
     LOGITS_MESH_DIMS = (3, 1)  # rows: vocabulary slices; columns: all-reduced copies
@@ -102,7 +100,7 @@ class LMHead2D(LMHeadModule):
     def _all_reduce_columns(self, x):
         """TTTv1 tt_all_reduce (composite) over the mesh columns: reduce-scatter in DRAM, all-gather back to L1."""
         cfg = self.config
-        common = dict(dim=3, topology=ttnn.Topology.Linear, cluster_axis=COL_AXIS)
+        common = dict(dim=ccl.WIDTH_DIM, topology=ttnn.Topology.Linear, cluster_axis=ccl.COL_AXIS)
         dram = ttnn.to_memory_config(x, ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(x)
         scattered = ccl.reduce_scatter(

@@ -219,4 +219,4 @@ def check_tttv1_configs(cfg, model_config, pairs):
     assert repr(cfg.decode_scores_memcfg) == repr(scores)
     for seq_len in CONFIG_SEQ_LENS:
         assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(model_config["WO_PREFILL_PROGCFG"](seq_len))
-        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(model_config["SDPA_PROGCFG"](seq_len))
+        assert repr(cfg.prefill_sdpa_prg_config(seq_len)) == repr(model_config["SDPA_PROGCFG"](seq_len))

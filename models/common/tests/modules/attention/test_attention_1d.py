@@ -10,6 +10,7 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
+from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_1d import Attention1D, Attention1DConfig
 from models.common.modules.attention.attention_steps import PagedAttentionConfig, validate_attention_shapes
 from models.common.modules.lazy_weight import LazyWeight
@@ -76,7 +77,8 @@ def test_llama_8b_on_1x8_defaults_match_tttv1_by_hand():
     # SDPA_PROGCFG: 64 below 2048 tokens, 256 from 2048; a chunk starting at 1536 (lowest bit 512) keeps 256,
     # one at 192 (lowest bit 64) keeps 64, one at 32 drops to 32
     chunks = [
-        cfg.prefill_sdpa_prg_config(s, c).q_chunk_size for s, c in ((128, None), (4096, 1536), (128, 192), (128, 32))
+        pc.sdpa_chunk_aligned(cfg.prefill_sdpa_prg_config(s), c).q_chunk_size
+        for s, c in ((128, None), (4096, 1536), (128, 192), (128, 32))
     ]
     assert chunks == [64, 256, 64, 32]
     # min_kv_prefill_shard_seqlen = 32 * 8 * 8 / 1 local kv head = 2048; KV_PREFILL_MEM_CFG(2048): 1 * 2048 / 64 rows
