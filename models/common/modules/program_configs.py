@@ -56,6 +56,20 @@ def dram_shard_core_grid_for_k(k: int) -> ttnn.CoreGrid:
     return ttnn.CoreGrid(x=cols, y=rows)
 
 
+GALAXY_GRID_MAX_ROWS = 4  # TTTv1 Galaxy decode grids (norm core_grid_ln, lm_head_core_grid): at most 4 rows of 8
+
+
+def galaxy_decode_grid(width: int) -> ttnn.CoreGrid:
+    """The grid a Galaxy device's ``width`` columns of the decode residual are width-sharded over (TTTv1
+    DistributedNorm's core_grid_ln = (min(4, width / 32 / 8), 8), and SHARDED_ATTN_INPUT_MEMCFG's grid): the most
+    rows (<= 4) of 8 cores over which ``width`` splits into whole tiles; that is TTTv1's grid wherever TTTv1's
+    shards are whole tiles. When no row count does, the 1D grid (find_grid)."""
+    for rows in range(GALAXY_GRID_MAX_ROWS, 0, -1):
+        if width % (TILE_SIZE * CORES_PER_ROW * rows) == 0:
+            return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
+    return dram_shard_core_grid_for_k(width)
+
+
 def dram_shard_core_grid_for_k_and_n(k: int, n: int) -> ttnn.CoreGrid:
     rows, cols = find_grid_k_n(k // TILE_SIZE, n // TILE_SIZE)
     return ttnn.CoreGrid(x=cols, y=rows)
@@ -133,7 +147,6 @@ def num_to_corerange(num_cores: int, start_core: ttnn.CoreCoord | None = None) -
 
 
 LM_HEAD_MAX_ROWS = 8  # TTTv1 lm_head_core_grid: start from 8 rows (4 on Galaxy) of 8 cores, shrink until dim divides
-LM_HEAD_GALAXY_MAX_ROWS = 4
 
 
 def lm_head_core_grid(dim: int, galaxy: bool) -> ttnn.CoreGrid:
@@ -142,7 +155,7 @@ def lm_head_core_grid(dim: int, galaxy: bool) -> ttnn.CoreGrid:
     norm's decode grid)."""
     rows = LM_HEAD_MAX_ROWS
     if galaxy:
-        rows = LM_HEAD_GALAXY_MAX_ROWS
+        rows = GALAXY_GRID_MAX_ROWS
         while dim % (TILE_SIZE * TILE_SIZE * rows):
             rows -= 1
             if rows == 0:
@@ -158,16 +171,6 @@ def lm_head_core_grid(dim: int, galaxy: bool) -> ttnn.CoreGrid:
                 raise ValueError(f"no lm_head core grid splits dim={dim} into whole tiles")
             rows = LM_HEAD_MAX_ROWS
     return ttnn.CoreGrid(y=rows, x=cols)
-
-
-def galaxy_input_core_grid(width: int) -> ttnn.CoreGrid:
-    """TTTv1's Galaxy decode input grid (its lm_head_core_grid, taken by the LM head and attention inputs): the most
-    rows (<= 4) of 8 cores over which a device's ``width`` (dim / mesh columns) splits into whole tiles; when none
-    does, the 1D grid (find_grid)."""
-    for rows in range(LM_HEAD_GALAXY_MAX_ROWS, 0, -1):
-        if width % (TILE_SIZE * CORES_PER_ROW * rows) == 0:
-            return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
-    return dram_shard_core_grid_for_k(width)
 
 
 def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.MemoryConfig:

@@ -2,13 +2,11 @@
 """The report's decoder layer: TTTv2 modules built from HF weights with the modules' own defaults.
 
     1D meshes (1x1, 1x2, 1x8):  RMSNorm1D → Attention1D → + residual → RMSNorm1D → MLP1D → + residual
-    2D meshes (8x4, 4x8):       norm → Attention2D → + residual → norm → MLP2D → + residual
+    2D meshes (8x4, 4x8):       RMSNorm2D → Attention2D → + residual → RMSNorm2D → MLP2D → + residual
 
 The residual stream is TTTv1's: width-split over the devices (1D) or over the mesh columns (2D), bfloat16, in L1 for
-decode (the modules' ``decode_residual_memcfg`` on 1D) and in DRAM for prefill. There is no TTTv2 2D norm yet, so on
-Galaxy the norms are TTTv1's own interleaved distributed RMSNorm (``tt_distributed_rmsnorm``: per-device statistics,
-all-gathered over the mesh columns, normalise with the device's slice of the weight), in both modes; the report labels
-them as TTTv1 code.
+decode (the modules' ``decode_residual_memcfg``) and in DRAM for prefill. Each norm reads the residual and writes its
+decode output straight into its consumer's decode input layout.
 """
 
 import math
@@ -26,53 +24,20 @@ from models.common.modules.lazy_weight import LazyWeight, MeshMapping
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
-from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.report.model import Model, is_2d
 from models.common.tensor_utils import TILE_SIZE
-from models.tt_transformers.tt.ccl import tt_distributed_rmsnorm
 
 USERS = pc.MAX_DECODE_BATCH  # decode batch: one tile of users, the modules' default
 INPUT_SEED = 0  # the report's prefill prompt and decode tokens
-# TTTv1 DistributedNorm (TG) ln_cfg: HiFi2 without fp32 or L1 accumulation
-GALAXY_NORM_KERNEL = dict(
-    math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
-)
 MODULE_PARAMS = {  # the HF weights each module of the layer holds, by name prefix
     "attention_norm": "input_layernorm.",
     "attention": "self_attn.",
     "ffn_norm": "post_attention_layernorm.",
     "mlp": "mlp.",
 }
-
-
-class GalaxyNorm:
-    """The 2D layer's norm: TTTv1's ``tt_distributed_rmsnorm`` (there is no TTTv2 2D norm yet), both modes; the
-    decode output is moved into its consumer's decode input layout (``decode_memcfg``)."""
-
-    LABEL = "TTTv1 tt_distributed_rmsnorm"
-
-    def __init__(self, weight: torch.Tensor, eps: float, mesh_device, decode_memcfg):
-        dim = weight.numel()
-        self.eps, self.mesh_device, self.tt_ccl = eps, mesh_device, get_tt_ccl(mesh_device)
-        self.decode_memcfg = decode_memcfg
-        self.compute_kernel_config = ttnn.WormholeComputeKernelConfig(**GALAXY_NORM_KERNEL)
-        self.weight = LazyWeight(
-            weight.reshape(1, 1, dim // TILE_SIZE, TILE_SIZE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
-            dtype=ttnn.bfloat16,
-            layout=ttnn.ROW_MAJOR_LAYOUT,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
-            mesh_mapping=MeshMapping.shard_2d(None, 2),  # each mesh column normalises its slice of dim
-            device=mesh_device,
-        ).get_device_weight()
-
-    def decode_forward(self, x):
-        return ttnn.to_memory_config(self.prefill_forward(x), self.decode_memcfg)
-
-    def prefill_forward(self, x):
-        kernel = self.compute_kernel_config
-        return tt_distributed_rmsnorm(x, self.eps, self.weight, self.mesh_device, self.tt_ccl, kernel)
 
 
 class DecoderLayer:
@@ -95,8 +60,11 @@ class DecoderLayer:
         if self.two_d:
             self.input_mapping = MeshMapping.shard_2d(None, -1)  # split over mesh columns, copies on the rows
 
-            def norm(name, consumer):
-                return GalaxyNorm(weights[_norm_weight(name)], eps, mesh_device, consumer.config.decode_input_memcfg)
+            def norm(name, consumer):  # reads the residual, writes straight into its consumer's decode input layout
+                weight = LazyWeight(weights[_norm_weight(name)])
+                kw = dict(eps=eps, decode_input_memcfg=self.residual_memcfg)
+                kw["decode_output_memcfg"] = consumer.config.decode_input_memcfg
+                return RMSNorm2D(weight, mesh_device=mesh_device, **kw, **given.get(name, {}))
 
         else:
             single = mesh_device.get_num_devices() == 1

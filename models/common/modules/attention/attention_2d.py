@@ -50,6 +50,7 @@ from models.common.modules.attention.attention_steps import (
     validate_attention_shapes,
 )
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D, RMSNorm2DConfig
 from models.common.modules.rope.rope_2d import users_per_column
 from models.common.tensor_utils import TILE_SIZE
 
@@ -69,11 +70,14 @@ class Attention2DConfig(AttentionConfig):
 
     num_all_gather_links: int = ccl.GALAXY_ALL_GATHER_LINKS
     ccl_dtype: ttnn.DataType | None = None
+    q_norm_config: RMSNorm2DConfig | None = None  # per-head RMSNorm2D (RMSNorm2DConfig.per_head), weight interleaved
+    k_norm_config: RMSNorm2DConfig | None = None
     wo_memcfg: ttnn.MemoryConfig | None = None
     decode_wo_prg_config: Any = None  # None: ttnn picks (TTTv1 ATTN_OUTPUT_PROGCFG on Galaxy)
     prefill_wo_prg_config: Callable[[int], Any] | None = None
 
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = AttentionConfig.OPTIONAL_FIELDS | frozenset({"decode_wo_prg_config"})
+    NORM_CONFIG: ClassVar[type] = RMSNorm2DConfig
 
     def resolve(self):
         rows, cols = tuple((self.mesh_device or self.default_mesh_device()).shape)
@@ -99,7 +103,7 @@ class Attention2DConfig(AttentionConfig):
     def decode_input_core_grid(self) -> ttnn.CoreGrid:
         """TTTv1's Galaxy attention input grid (its lm_head_core_grid): the most rows (<= 4) of 8 cores over which
         this device's dim / columns splits into whole tiles; when none does, the 1D grid (find_grid)."""
-        return pc.galaxy_input_core_grid(self.dim // self.mesh_cols)
+        return pc.galaxy_decode_grid(self.dim // self.mesh_cols)
 
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
@@ -162,6 +166,8 @@ class Attention2D(AttentionBase):
     """GQA attention on a Galaxy mesh. ``Attention2D(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len)``,
     ``Attention2D.from_config(cfg)``, ``Attention2D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights),
     ``Attention2D.from_model_args(...)`` (a TTTv1 ModelArgs on 8x4)."""
+
+    HEAD_NORM = RMSNorm2D  # the q/k norms (RMSNorm2DConfig.per_head)
 
     def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
         self._init_from_config(Attention2DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides))
@@ -313,10 +319,6 @@ class Attention2D(AttentionBase):
         """Only the mesh column that decodes ``user_id`` takes the prefill's K / V (``fill_on_serving_column``)."""
         return fill_on_serving_column(fill, cache, user_id, self.config.decode_users, self._column_masks)
 
-    def _head_norm(self, norm_cfg):
-        """(decode, prefill) per-head norms for a Galaxy mesh (``_rmsnorm_2d``)."""
-        return _rmsnorm_2d(self.config, norm_cfg)
-
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
             x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
@@ -348,26 +350,3 @@ def _user_selection(cfg):
         tensor_utils.user_gather_matrix(cols, users), mesh_mapper=ttnn.ReplicateTensorToMesh(mesh), **selection
     )
     return user_slice, user_gather
-
-
-def _rmsnorm_2d(cfg, norm_cfg):
-    """(decode, prefill) per-head RMSNorm over head_dim with a replicated gamma (RMSNorm1D is 1D-only)."""
-    weight = norm_cfg.weight.host_tensor
-    gamma = LazyWeight(
-        lambda: weight().reshape(1, 1, -1, TILE_SIZE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
-        dtype=ttnn.bfloat16,
-        layout=ttnn.ROW_MAJOR_LAYOUT,
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-        mesh_mapping=MeshMapping.replicate(),
-        device=cfg.mesh_device,
-    ).get_device_weight()
-    compute = norm_cfg.compute_kernel_config or pc.rmsnorm_compute_kernel_config()
-    norm = partial(ttnn.rms_norm, epsilon=norm_cfg.eps, weight=gamma, compute_kernel_config=compute)
-    decode = partial(_rms_norm_resharded, norm)
-    return decode, partial(norm, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-
-
-def _rms_norm_resharded(norm, x):
-    memory_config = x.memory_config()
-    out = norm(ttnn.to_memory_config(x, ttnn.L1_MEMORY_CONFIG), memory_config=ttnn.L1_MEMORY_CONFIG)
-    return ttnn.to_memory_config(out, memory_config)

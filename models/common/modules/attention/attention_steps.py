@@ -90,6 +90,7 @@ class AttentionConfig(ResolvableConfig):
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"wqkv_bias", "q_norm_config", "k_norm_config", "paged_attention_config", "topology", "activation_dtype"}
     )
+    NORM_CONFIG: ClassVar[type] = RMSNorm1DConfig  # the q/k norms' config (from_hf / from_model_args build them)
 
     # --- derived sizes ---------------------------------------------------------------------------------------
     @property
@@ -175,7 +176,10 @@ class AttentionConfig(ResolvableConfig):
 class AttentionBase(LightweightModule):
     """The decode and prefill cores Attention1D and Attention2D share, with their variants as methods. Each
     module's ``__init__`` sets ``config``, ``keys`` / ``values`` and calls ``_bind_shared_variants``; each defines
-    ``_cache_fill`` (what a contiguous cache fill writes) and may override ``_head_norm``."""
+    ``_cache_fill`` (what a contiguous cache fill writes) and names the norm module its q/k norm configs build
+    (``HEAD_NORM``)."""
+
+    HEAD_NORM: ClassVar[type] = RMSNorm1D
 
     def _bind_shared_variants(self, bias_mapping: MeshMapping, users_mapping: MeshMapping) -> None:
         """The static choices both meshes make once: dtype casts, biases, q/k norms, paged or contiguous KV cache
@@ -266,8 +270,9 @@ class AttentionBase(LightweightModule):
         return heads
 
     def _head_norm(self, norm_cfg):
-        """(decode, prefill) per-head norms composed from RMSNorm1D (interleaved decode, local prefill)."""
-        norm = RMSNorm1D.from_config(replace(norm_cfg, mesh_device=self.config.mesh_device))
+        """(decode, prefill) per-head norms: ``HEAD_NORM`` built from the whole composed ``norm_cfg`` on the
+        attention's mesh (interleaved decode, local prefill)."""
+        norm = self.HEAD_NORM.from_config(replace(norm_cfg, mesh_device=self.config.mesh_device))
         return partial(_norm_resharded, norm.decode_forward), norm.prefill_forward
 
     # --- KV cache and SDPA variants (bound in _bind_shared_variants) -----------------------------------------
@@ -398,10 +403,11 @@ def hf_attention_config(config_cls, groups, wq, wk, wv, wo, *, n_heads, n_kv_hea
     """A config of ``config_cls`` from HF ``q_proj/k_proj/v_proj/o_proj.weight`` (out, in) tensors: Q/K rows (and
     the optional ``bq/bk/bv`` biases, ``q_norm/k_norm`` weights with ``norm_eps``) reordered to the interleaved
     rotary layout, q/k/v fused per device group (``groups``: 1D one per device, 2D one per mesh row), wo transposed.
-    ``cache_dir`` caches the converted weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to
-    ``config_cls``."""
+    ``norm_add_unit_offset`` makes the norms scale by (1 + weight) (Gemma-style). ``cache_dir`` caches the converted
+    weights (names wqkv, wo, wqkv_bias, q_norm, k_norm); other keywords go to ``config_cls``."""
     bq, bk, bv = kw.pop("bq", None), kw.pop("bk", None), kw.pop("bv", None)
     q_norm, k_norm, eps = kw.pop("q_norm", None), kw.pop("k_norm", None), kw.pop("norm_eps", None)
+    norm_kw = dict(mesh_device=kw.get("mesh_device"), add_unit_offset=kw.pop("norm_add_unit_offset", False))
     cache_dir = kw.pop("cache_dir", None)
 
     def lazy(source, name):
@@ -414,12 +420,11 @@ def hf_attention_config(config_cls, groups, wq, wk, wv, wo, *, n_heads, n_kv_hea
 
     if bq is not None:
         kw["wqkv_bias"] = lazy(fused(bq, bk, bv), "wqkv_bias")
-    norm_kw = dict(mesh_device=kw.get("mesh_device"), input_fractured=False, decode_sharded=False)
     norm_kw.update({} if eps is None else {"eps": eps})
     for name, weight in (("q_norm", q_norm), ("k_norm", k_norm)):
         if weight is not None:  # per-head weight: reorder its entries like the Q/K rows
             source = partial(tensor_utils.hf_to_meta_rows, weight, 1)
-            kw[f"{name}_config"] = RMSNorm1DConfig(lazy(source, name), **norm_kw)
+            kw[f"{name}_config"] = config_cls.NORM_CONFIG.per_head(lazy(source, name), **norm_kw)
     wqkv, wo_t = lazy(fused(wq, wk, wv), "wqkv"), lazy(lambda: wo.T.contiguous(), "wo")
     return config_cls(wqkv, wo_t, n_heads, n_kv_heads, head_dim, max_seq_len, **kw)
 
@@ -447,8 +452,8 @@ def model_args_config(config_cls, mesh_device, args, state_dict, weight_cache_pa
     for name in ("q_norm", "k_norm"):
         if f"{prefix}.{name}.weight" in state_dict:
             weight = lazy(state_dict[f"{prefix}.{name}.weight"], name)
-            norm = dict(mesh_device=mesh_device, eps=args.norm_eps, input_fractured=False, decode_sharded=False)
-            kw[f"{name}_config"] = RMSNorm1DConfig(weight, **norm)
+            norm = dict(mesh_device=mesh_device, eps=args.norm_eps, add_unit_offset=args.rms_norm_add_unit_offset)
+            kw[f"{name}_config"] = config_cls.NORM_CONFIG.per_head(weight, **norm)
     fidelity = partial(precision.get_math_fidelity, layer, configuration=args)
     dtype = partial(precision.get_tensor_dtype, layer)
     return config_cls(

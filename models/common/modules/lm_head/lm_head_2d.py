@@ -67,7 +67,7 @@ class LMHead2DConfig(LMHeadConfig):
         return GALAXY_PADDED_VOCAB
 
     def default_core_grid(self):
-        return pc.galaxy_input_core_grid(self.input_width)
+        return pc.galaxy_decode_grid(self.input_width)
 
     def default_split_sizes(self):
         return (self.vocab_per_device,)  # TTTv1: one weight per device on Galaxy

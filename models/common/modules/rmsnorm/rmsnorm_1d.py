@@ -128,6 +128,11 @@ class RMSNorm1DConfig(ResolvableConfig):
         return ttnn.DRAM_MEMORY_CONFIG
 
     @classmethod
+    def per_head(cls, weight: LazyWeight, **overrides) -> "RMSNorm1DConfig":
+        """A per-head norm over head_dim (TTTv1's q/k norms): whole interleaved input, no collective."""
+        return cls(weight, input_fractured=False, decode_sharded=False, prefill_distributed=False, **overrides)
+
+    @classmethod
     def from_model_args(
         cls,
         mesh_device,
@@ -147,24 +152,18 @@ class RMSNorm1DConfig(ResolvableConfig):
         "" for the final norm, "layers.{i}.attention." for q/k norms). The only place RMSNorm1D touches TTTv1.
         """
         if args.is_galaxy:
-            raise ValueError("RMSNorm1D cannot be used on Galaxy (8x4 / 4x8) meshes; Galaxy needs a 2D norm")
+            raise ValueError("RMSNorm1D cannot be used on Galaxy (8x4 / 4x8) meshes; use RMSNorm2D")
         head_norm = weight_key in TTTV1_HEAD_NORMS
-        if not head_norm and weight_key not in TTTV1_RESIDUAL_NORMS:
-            known = (*TTTV1_RESIDUAL_NORMS, *TTTV1_HEAD_NORMS)
-            raise ValueError(f"RMSNorm1D.from_model_args: unknown weight_key {weight_key!r}; use one of {known}")
         if not head_norm and args.is_distributed_norm("decode"):
             raise ValueError(
                 f"TTTv1 runs a distributed decode norm on a {args.cluster_shape} mesh, which RMSNorm1D does not "
                 "have: use a 1xN mesh"
             )
-        if state_dict_prefix is None:
-            attention_prefix = f"{args.get_state_dict_prefix('Attention', layer_num)}."
-            state_dict_prefix = attention_prefix if head_norm else args.get_state_dict_prefix("", layer_num)
-        name = f"{state_dict_prefix}{weight_key}"
-        cached = weight_cache_path is not None and not args.dummy_weights
-        cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
+        weight, _ = tttv1_norm_weight(
+            "RMSNorm1D", args, state_dict, weight_cache_path, layer_num, weight_key, state_dict_prefix
+        )
         common = dict(
-            weight=LazyWeight(state_dict[f"{name}.weight"], **cache),
+            weight=weight,
             mesh_device=mesh_device,
             tt_ccl=tt_ccl,
             topology=args.ccl_topology(),
@@ -173,7 +172,7 @@ class RMSNorm1DConfig(ResolvableConfig):
             max_batch_size=args.max_batch_size,
         )
         if head_norm:
-            return cls(input_fractured=False, decode_sharded=False, prefill_distributed=False, **common)
+            return cls.per_head(**common)
         program_config, output_memcfg = (args.model_config[key] for key in TTTV1_RESIDUAL_NORMS[weight_key])
         return cls(
             input_fractured=args.is_multichip,
@@ -195,36 +194,19 @@ class RMSNorm1D(LightweightModule):
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ccl.ONE_D_MESHES:
-            raise ValueError(f"RMSNorm1D runs on 1D meshes {ccl.ONE_D_MESHES}, not {shape}; Galaxy needs a 2D norm")
+            raise ValueError(f"RMSNorm1D runs on 1D meshes {ccl.ONE_D_MESHES}, not {shape}; use RMSNorm2D on Galaxy")
         if cfg.dim % TILE_SIZE:
             raise ValueError(f"RMSNorm1D weight has {cfg.dim} elements; it must be a multiple of {TILE_SIZE}")
         if cfg.input_fractured and cfg.dim % (cfg.num_devices * TILE_SIZE):
             raise ValueError(f"dim {cfg.dim} cannot be width-split into whole tiles over {cfg.num_devices} devices")
         self.config = cfg
-        rows = (1, 1, cfg.dim // TILE_SIZE, TILE_SIZE)  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim/32, 32]
-        offset = 1.0 if cfg.add_unit_offset else 0.0
-
-        def gamma():
-            return cfg.weight.host_tensor().reshape(rows) + offset
-
-        common = dict(dtype=ttnn.bfloat16, layout=ttnn.ROW_MAJOR_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-        common["device"] = cfg.mesh_device
-        gamma_cache = derived_cache(cfg.weight, "gamma")
-        self.weight = LazyWeight(
-            gamma, mesh_mapping=MeshMapping.replicate(), **common, **gamma_cache
-        ).get_device_weight()
+        self.weight = norm_gamma(cfg, MeshMapping.replicate(), "gamma")
         fractured = cfg.input_fractured
         self._input_mapping = MeshMapping.shard(-1) if fractured else MeshMapping.replicate()
         self._gather = self._all_gather if fractured else ttnn.to_memory_config  # (x, memory_config)
         self._prefill = self._prefill_distributed if cfg.prefill_distributed else self._prefill_local
         if cfg.prefill_distributed:
-            sliced = LazyWeight(
-                gamma,
-                mesh_mapping=MeshMapping.shard(GAMMA_TILE_ROWS_DIM),
-                **common,
-                **derived_cache(cfg.weight, "gamma_dist"),
-            )
-            self.weight_distributed = sliced.get_device_weight()
+            self.weight_distributed = norm_gamma(cfg, MeshMapping.shard(GAMMA_TILE_ROWS_DIM), "gamma_dist")
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -253,6 +235,8 @@ class RMSNorm1D(LightweightModule):
     # --- factories -------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: RMSNorm1DConfig) -> "RMSNorm1D":
+        if not isinstance(config, RMSNorm1DConfig):
+            raise TypeError(f"RMSNorm1D takes an RMSNorm1DConfig, not {type(config).__name__}")
         module = cls.__new__(cls)
         module._init_from_config(config)
         return module
@@ -315,3 +299,38 @@ class RMSNorm1D(LightweightModule):
             topology=cfg.topology,
             num_links=NORM_GATHER_LINKS,
         )
+
+
+def tttv1_norm_weight(module, args, state_dict, weight_cache_path, layer_num, weight_key, state_dict_prefix):
+    """(weight, is a per-head norm) of the TTTv1 norm ``weight_key`` (TTTV1_RESIDUAL_NORMS or TTTV1_HEAD_NORMS):
+    ``state_dict[f"{state_dict_prefix}{weight_key}.weight"]``, the prefix by default TTTv1's ("layers.{i}.", "" for
+    the final norm, "layers.{i}.attention." for q/k norms), cached under that name unless the weights are dummy."""
+    head_norm = weight_key in TTTV1_HEAD_NORMS
+    if not head_norm and weight_key not in TTTV1_RESIDUAL_NORMS:
+        known = (*TTTV1_RESIDUAL_NORMS, *TTTV1_HEAD_NORMS)
+        raise ValueError(f"{module}.from_model_args: unknown weight_key {weight_key!r}; use one of {known}")
+    if state_dict_prefix is None:
+        attention_prefix = f"{args.get_state_dict_prefix('Attention', layer_num)}."
+        state_dict_prefix = attention_prefix if head_norm else args.get_state_dict_prefix("", layer_num)
+    name = f"{state_dict_prefix}{weight_key}"
+    cached = weight_cache_path is not None and not args.dummy_weights
+    cache = dict(cache_dir=weight_cache_path, cache_name=name) if cached else {}
+    return LazyWeight(state_dict[f"{name}.weight"], **cache), head_norm
+
+
+def norm_gamma(cfg, mesh_mapping: MeshMapping, suffix: str) -> ttnn.Tensor:
+    """The norm's gamma on device: ``cfg.weight`` (+ 1 with ``add_unit_offset``) as rms_norm takes it, ROW_MAJOR
+    [1, 1, dim / 32, 32] bfloat16 in DRAM (TTTv1 RMSNorm), laid over the mesh by ``mesh_mapping``; cached beside
+    the weight (``derived_cache``, name + ``suffix``)."""
+    rows = (1, 1, cfg.dim // TILE_SIZE, TILE_SIZE)
+    offset = 1.0 if cfg.add_unit_offset else 0.0
+    weight = cfg.weight
+    return LazyWeight(
+        lambda: weight.host_tensor().reshape(rows) + offset,
+        dtype=ttnn.bfloat16,
+        layout=ttnn.ROW_MAJOR_LAYOUT,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        mesh_mapping=mesh_mapping,
+        device=cfg.mesh_device,
+        **derived_cache(weight, suffix),
+    ).get_device_weight()

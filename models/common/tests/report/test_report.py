@@ -175,8 +175,8 @@ def test_bad_config_json_names_the_file_and_field(tmp_path, capsys, text, messag
 # --- the report's decoder layer against the HF one (shadow-checked on mock) ---------------------------------------
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8), (8, 4), (4, 8)], ids=["1x8", "8x4", "4x8"], indirect=True)
 def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
-    """The layer the report runs is a correct decoder layer (TTTv2 modules; on Galaxy meshes Attention2D, MLP2D and
-    the distributed norm): prefill one user, then a decode step."""
+    """The layer the report runs is a correct decoder layer (TTTv2 modules; on Galaxy meshes RMSNorm2D, Attention2D
+    and MLP2D): prefill one user, then a decode step."""
     model = Model.load(SMALL)
     weights = model.layer_state_dict()
     seq_len = 128

@@ -23,6 +23,7 @@ from models.common.modules.lm_head.lm_head_2d import LMHead2D
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.tt_transformers.demo.simple_text_demo import (
     DEFAULT_DECODE_STEPS,
     MOCK_WARNING,
@@ -51,11 +52,13 @@ SWAPS = {
         "norm": RMSNorm1D.from_model_args,
         "lm_head": LMHead1D.from_model_args,
     },
-    # Galaxy: every module TTTv2 but the norms, which stay TTTv1's distributed norm until RMSNorm2D
     "all-tttv2-2d": {
         "attention": Attention2D.from_model_args,
         "feed_forward": MLP2D.from_model_args,
+        "attention_norm": RMSNorm2D.from_model_args,
+        "ff_norm": RMSNorm2D.from_model_args,
         "embedding": Embedding2D.from_model_args,
+        "norm": RMSNorm2D.from_model_args,
         "lm_head": LMHead2D.from_model_args,
     },
 }

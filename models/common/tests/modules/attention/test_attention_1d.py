@@ -211,6 +211,15 @@ def test_attention_1d_vs_reference(ttnn_mesh_device, model, mode, length, varian
     check(Attention1D, ttnn_mesh_device, model, length, variant, _to_host, reference_check)
 
 
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
+@pytest.mark.parametrize("mode", ["prefill", "decode"])
+def test_qk_norm_add_unit_offset(ttnn_mesh_device, mode, reference_check):
+    """The composed q/k norm config is honoured whole: Gemma-style offsets (HF weight - 1, far from 1) with
+    add_unit_offset scale Q and K as the HF layer's weights do; ignoring the offset would scale by ~0."""
+    check = check_prefill if mode == "prefill" else check_decode
+    check(Attention1D, ttnn_mesh_device, "Qwen3-small", 128, STANDARD, _to_host, reference_check, unit_offset=True)
+
+
 def _to_host(tensor, mesh):
     """Compose the width-fractured residual slice of every device back into one tensor."""
     return ttnn.to_torch(tensor, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()

@@ -117,6 +117,15 @@ def test_attention_2d_vs_reference(ttnn_mesh_device, model, mode, length, varian
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+@pytest.mark.parametrize("mode", ["prefill", "decode"])
+def test_qk_norm_add_unit_offset(ttnn_mesh_device, mode, reference_check):
+    """The composed q/k norm config is honoured whole: Gemma-style offsets (HF weight - 1, far from 1) with
+    add_unit_offset scale Q and K as the HF layer's weights do; ignoring the offset would scale by ~0."""
+    check = check_prefill if mode == "prefill" else check_decode
+    check(Attention2D, ttnn_mesh_device, "Qwen3-small", 128, STANDARD, _to_host, reference_check, unit_offset=True)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
 def test_attention_2d_bad_input_and_dispatcher(ttnn_mesh_device):
     mesh = ttnn_mesh_device
     config, layer, _ = hf_layer("Llama-3.2-1B")

@@ -46,6 +46,17 @@ def test_interleaved_decode_for_qk_norms():
     assert cfg.decode_input_memcfg == ttnn.L1_MEMORY_CONFIG and not cfg.prefill_distributed
 
 
+def test_takes_only_its_own_config():
+    from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2DConfig
+
+    two_d = RMSNorm2DConfig.per_head(LazyWeight(torch.ones(128)), mesh_device=_host_mesh((1, 8)))
+    with pytest.raises(TypeError, match="RMSNorm1D takes an RMSNorm1DConfig, not RMSNorm2DConfig"):
+        RMSNorm1D.from_config(two_d)
+    head = RMSNorm1DConfig.per_head(LazyWeight(torch.ones(128)), mesh_device=_host_mesh((1, 8)), tt_ccl=object())
+    head = head.resolve()
+    assert (head.input_fractured, head.decode_sharded, head.prefill_distributed) == (False, False, False)
+
+
 def _reference(x, weight, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
 
@@ -109,7 +120,7 @@ def test_bad_input(ttnn_mesh_device):
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
 def test_rmsnorm_1d_rejects_galaxy(ttnn_mesh_device):
-    with pytest.raises(ValueError, match="Galaxy needs a 2D norm"):
+    with pytest.raises(ValueError, match="use RMSNorm2D on Galaxy"):
         RMSNorm1D(LazyWeight(torch.ones(8192)), mesh_device=ttnn_mesh_device)
 
 
