@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,19 @@ def resolve_lazy_weight(weight: LazyWeight, **defaults) -> LazyWeight:
     return replace(
         weight, **shared, **{name: value for name, value in defaults.items() if getattr(weight, name) is None}
     )
+
+
+def zero_padded(weight: LazyWeight, dim: int, size: int) -> LazyWeight:
+    """``weight`` with tensor dim ``dim`` zero-padded at its end to ``size``; the padding happens when the weight
+    is converted (a cache hit never pads). ``weight`` itself if that dim already has ``size``."""
+    if weight.shape[dim] == size:
+        return weight
+    source_key = weight.source_key and f"{weight.source_key}|zero-padded dim {dim} to {size}"
+    return replace(weight, source=partial(_zero_padded_source, weight, dim, size), source_key=source_key)
+
+
+def _zero_padded_source(weight: LazyWeight, dim: int, size: int):
+    return tensor_utils.pad_dim_to_size(weight.host_tensor(), dim, size)
 
 
 def derived_cache(weight: LazyWeight, suffix: str) -> dict:
