@@ -36,7 +36,7 @@ class EmbeddingConfig(ResolvableConfig):
 
     weight: LazyWeight  # (vocab, dim): HF embed_tokens.weight
     mesh_device: Any = None
-    max_batch_size: int = 32
+    max_batch_size: int = pc.MAX_DECODE_BATCH
     weight_dtype: ttnn.DataType | None = None
     weight_memcfg: ttnn.MemoryConfig | None = None
     decode_output_memcfg: ttnn.MemoryConfig | None = None

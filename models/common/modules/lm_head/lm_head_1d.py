@@ -44,7 +44,7 @@ class LMHeadConfig(ResolvableConfig):
     weight: LazyWeight  # (vocab, dim): HF lm_head.weight (embed_tokens.weight when tied)
     mesh_device: Any = None
     tt_ccl: Any = None
-    max_batch_size: int = 32
+    max_batch_size: int = pc.MAX_DECODE_BATCH
     padded_vocab_size: int | None = None
     weight_dtype: ttnn.DataType | None = None
     output_dtype: ttnn.DataType | None = None
