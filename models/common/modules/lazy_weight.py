@@ -239,12 +239,16 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 
 def resolve_lazy_weight(weight: LazyWeight, **defaults) -> LazyWeight:
-    """A copy of ``weight`` with each field that is ``None`` set from ``defaults``; set fields are kept."""
+    """A copy of ``weight`` with each field that is ``None`` set from ``defaults``; set fields are kept. A callable
+    source is read through ``weight``, so every copy (e.g. a tied embedding and LM head) shares one read."""
     known = {f.name for f in fields(LazyWeight)}
     unknown = set(defaults) - known
     if unknown:
         raise TypeError(f"resolve_lazy_weight: unknown LazyWeight fields {sorted(unknown)}")
-    return replace(weight, **{name: value for name, value in defaults.items() if getattr(weight, name) is None})
+    shared = dict(source=weight.host_tensor) if callable(weight.source) else {}
+    return replace(
+        weight, **shared, **{name: value for name, value in defaults.items() if getattr(weight, name) is None}
+    )
 
 
 def zero_padded(weight: LazyWeight, dim: int, size: int) -> LazyWeight:
