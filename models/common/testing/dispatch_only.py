@@ -20,11 +20,7 @@ from models.common.modules.lazy_weight import _CONVERSION_FIELDS as CONVERSION_F
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping
 from models.common.testing.shadow import session as shadow
 
-_state = {"active": False}
-
-
-def is_active() -> bool:
-    return _state["active"]
+_state = {"active": False}  # dispatch_only() does not nest: the inner exit would restore the conversion early
 
 
 def per_device_shape(weight: LazyWeight) -> tuple[int, ...]:
