@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""MLP1D: TTTv1 defaults worked out by hand, forwards on 1x1/1x2/1x8, rejections and bad input."""
+"""MLP1D: TTTv1 defaults worked out by hand, upstream's collected cases against the HF MLP, rejections and bad input."""
 
 import types
 
