@@ -12,6 +12,7 @@ dispatched on its mesh, no numbers exist and none are compared. The pytest summa
 
 import contextlib
 
+import pytest
 import torch
 
 from models.common.devices import HARDWARE, TTSIM
@@ -26,6 +27,13 @@ OUTCOMES = (DEVICE, SHADOW, DISPATCHED)
 # ``--full-sweep`` computes every case. Host golden cost grows with the weights and the rows pushed through them.
 SHADOW_MAX_DIM = 4096  # hidden_size of Llama-3.1-8B: models up to the 8B class
 SHADOW_MAX_PREFILL_LEN = 2048  # prefill tokens
+# Marks a case the mock tier runs dispatched only unless --full-sweep, for lists picked by hand (pyproject.toml).
+DISPATCHED_IN_CI = pytest.mark.dispatched_in_ci
+
+
+def unmarked(request) -> bool:
+    """Whether the running case computes numbers on the mock tier in CI, by its marks (not DISPATCHED_IN_CI)."""
+    return request.node.get_closest_marker(DISPATCHED_IN_CI.name) is None
 
 
 def shadow_affordable(*, dim: int, mode: str, seq_len: int, max_prefill_len: int = SHADOW_MAX_PREFILL_LEN) -> bool:

