@@ -127,9 +127,6 @@ class LazyWeight:
         return tuple(shape)
 
     # --- resolution ------------------------------------------------------------------------------------------
-    def is_resolved(self) -> bool:
-        return all(getattr(self, name) is not None for name in _CONVERSION_FIELDS)
-
     def get_device_weight(self) -> ttnn.Tensor:
         """Convert (or load from the cache) and upload, once; later calls return the same device tensor."""
         if "device" not in self._memo:
@@ -247,6 +244,14 @@ def resolve_lazy_weight(weight: LazyWeight, **defaults) -> LazyWeight:
     if unknown:
         raise TypeError(f"resolve_lazy_weight: unknown LazyWeight fields {sorted(unknown)}")
     return replace(weight, **{name: value for name, value in defaults.items() if getattr(weight, name) is None})
+
+
+def derived_cache(weight: LazyWeight, suffix: str) -> dict:
+    """Cache keywords for a weight a module derives from ``weight`` (e.g. a norm's gamma): cached beside it as
+    ``<cache_name>.<suffix>``, or not at all (``{}``) when ``weight`` is not cached."""
+    if weight.cache_dir is None:
+        return {}
+    return {"cache_dir": weight.cache_dir, "cache_name": f"{weight.cache_name}.{suffix}"}
 
 
 def load_input_device_tensor(x, *, memory_config: ttnn.MemoryConfig, mesh_device, dtype=ttnn.bfloat16) -> ttnn.Tensor:

@@ -9,15 +9,16 @@ import math
 
 import ttnn
 
-TILE = 32  # tile edge in elements
+from models.common.tensor_utils import TILE_SIZE
+
 MAX_GRID_ROWS = MAX_GRID_COLS = 8  # TTTv1 searches grids within an 8x8 worker block
 TARGET_CORES = 32  # find_grid prefers core counts closest to 32
 MAX_BLOCK_DIVISOR = 8  # find_largest_divisor: in0_block_w and prefill grids are at most 8
 MAX_SUBBLOCK_AREA = 4  # get_out_subblock_w: out_subblock_h * out_subblock_w <= 4 (no fp32 accumulation)
-MAX_1D_SUBBLOCK_AREA = 8  # matmul_1d_config: subblock h * w <= 8 ...
-MAX_1D_SUBBLOCK_AREA_FP32 = 4  # ... or <= 4 with fp32 accumulation
-DEFAULT_1D_GRID = (8, 8)  # matmul_1d_config default CoreGrid(x=8, y=8)
-CORES_PER_ROW = 8  # num_to_corerange / num_to_coregrid fill rows of 8 cores
+CORES_PER_ROW = 8  # TTTv1 num_to_corerange and the Galaxy grids: rows of 8 worker cores
+# TTTv1 decodes at most one tile of users: ModelArgs takes max_batch_size in {1, 2, ..., 32} and pads the decode batch
+# to tile_padded_batch_rows = 32; the module configs default to that full tile (upstream TTTv2: max_batch_size=32).
+MAX_DECODE_BATCH = TILE_SIZE
 
 
 def find_largest_divisor(n: int, max_divisor: int = MAX_BLOCK_DIVISOR) -> int:
@@ -51,12 +52,26 @@ def find_prefill_grid(row_tiles: int, col_tiles: int) -> tuple[int, int]:
 
 
 def dram_shard_core_grid_for_k(k: int) -> ttnn.CoreGrid:
-    rows, cols = find_grid(k // TILE)
+    rows, cols = find_grid(k // TILE_SIZE)
     return ttnn.CoreGrid(x=cols, y=rows)
 
 
+GALAXY_GRID_MAX_ROWS = 4  # TTTv1 Galaxy decode grids (norm core_grid_ln, lm_head_core_grid): at most 4 rows of 8
+
+
+def galaxy_decode_grid(width: int) -> ttnn.CoreGrid:
+    """The grid a Galaxy device's ``width`` columns of the decode residual are width-sharded over (TTTv1
+    DistributedNorm's core_grid_ln = (min(4, width / 32 / 8), 8), and SHARDED_ATTN_INPUT_MEMCFG's grid): the most
+    rows (<= 4) of 8 cores over which ``width`` splits into whole tiles; that is TTTv1's grid wherever TTTv1's
+    shards are whole tiles. When no row count does, the 1D grid (find_grid)."""
+    for rows in range(GALAXY_GRID_MAX_ROWS, 0, -1):
+        if width % (TILE_SIZE * CORES_PER_ROW * rows) == 0:
+            return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
+    return dram_shard_core_grid_for_k(width)
+
+
 def dram_shard_core_grid_for_k_and_n(k: int, n: int) -> ttnn.CoreGrid:
-    rows, cols = find_grid_k_n(k // TILE, n // TILE)
+    rows, cols = find_grid_k_n(k // TILE_SIZE, n // TILE_SIZE)
     return ttnn.CoreGrid(x=cols, y=rows)
 
 
@@ -76,12 +91,12 @@ def dram_matmul_config(m: int, k: int, n: int, num_cores: int | None = None, fus
     """
     if num_cores is None:
         num_cores = dram_shard_core_grid_for_k_and_n(k, n).num_cores
-        if k % (TILE * num_cores):
+        if k % (TILE_SIZE * num_cores):
             raise ValueError(f"K={k} does not split into whole tiles over {num_cores} cores")
     return ttnn.MatmulMultiCoreReuseMultiCastDRAMShardedProgramConfig(
-        in0_block_w=find_largest_divisor(k // (TILE * num_cores)),
-        per_core_M=math.ceil(m / TILE),
-        per_core_N=math.ceil(n / (TILE * num_cores)),
+        in0_block_w=find_largest_divisor(k // (TILE_SIZE * num_cores)),
+        per_core_M=math.ceil(m / TILE_SIZE),
+        per_core_N=math.ceil(n / (TILE_SIZE * num_cores)),
         fused_activation=fused_activation,
     )
 
@@ -102,12 +117,12 @@ def matmul_config(
     although callers pass find_prefill_grid's (rows, cols): per_core_N splits N over grid_size[0] and per_core_M
     splits M over grid_size[1]. ``out_subblock_w`` defaults to get_out_subblock_w(per_core_N, 1) (TTTv1 forces 1
     on Galaxy as a hang workaround)."""
-    per_core_M = per_core_M or math.ceil(m / (TILE * grid_size[1]))
-    per_core_N = per_core_N or math.ceil(n / (TILE * grid_size[0]))
+    per_core_M = per_core_M or math.ceil(m / (TILE_SIZE * grid_size[1]))
+    per_core_N = per_core_N or math.ceil(n / (TILE_SIZE * grid_size[0]))
     if in0_block_w is None:
-        if k % (TILE * grid_size[1]):
+        if k % (TILE_SIZE * grid_size[1]):
             raise ValueError(f"K={k} does not split into whole tiles over {grid_size[1]} grid rows")
-        in0_block_w = find_largest_divisor(k // (TILE * grid_size[1]))
+        in0_block_w = find_largest_divisor(k // (TILE_SIZE * grid_size[1]))
     return ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
         compute_with_storage_grid_size=grid_size,
         in0_block_w=in0_block_w,
@@ -121,70 +136,14 @@ def matmul_config(
     )
 
 
-def matmul_1d_config(
-    m: int,
-    k: int,
-    n: int,
-    grid: ttnn.CoreGrid | None = None,
-    act=None,
-    is_fp32_accumulate: bool = False,
-    overwrite_per_core_k: int | None = None,
-    overwrite_subblock_w: int | None = None,
-    overwrite_subblock_h: int | None = None,
-):
-    """1D multicast matmul (in0 multicast, batch fused) over ``grid`` (default 8x8), TTTv1 ``matmul_1d_config``.
-
-    If N has fewer tiles than the grid has cores, the grid keeps its width and shrinks to n_tiles // grid.x rows.
-    """
-    grid = grid or ttnn.CoreGrid(x=DEFAULT_1D_GRID[0], y=DEFAULT_1D_GRID[1])
-    n_tiles = n // TILE
-    if n_tiles // grid.num_cores < 1:
-        grid = ttnn.CoreGrid(x=grid.x, y=n_tiles // grid.x)
-    per_core_m = m // TILE
-    per_core_k = find_largest_divisor(k // (TILE * grid.num_cores))
-    per_core_n = math.ceil(n / TILE / grid.num_cores)
-    area = MAX_1D_SUBBLOCK_AREA_FP32 if is_fp32_accumulate else MAX_1D_SUBBLOCK_AREA
-    subblock_w = max(w for w in range(1, area + 1) if per_core_n % w == 0)
-    subblock_h = max(h for h in range(1, area + 1) if per_core_m % h == 0 and h * subblock_w <= area)
-    return ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-        compute_with_storage_grid_size=(grid.x, grid.y),
-        in0_block_w=overwrite_per_core_k or per_core_k,
-        out_subblock_h=overwrite_subblock_h or subblock_h,
-        out_subblock_w=overwrite_subblock_w or subblock_w,
-        per_core_M=per_core_m,
-        per_core_N=per_core_n,
-        fuse_batch=True,
-        fused_activation=act,
-        mcast_in0=True,
-    )
-
-
-def matmul_1d_config_from_tensor_shapes(in0_shape, in1_shape, grid: ttnn.CoreGrid | None = None, **kwargs):
-    """matmul_1d_config with M = in0 dims 0..2 multiplied, K = in0_shape[3], N = in1_shape[3]."""
-    m = in0_shape[0] * in0_shape[1] * in0_shape[2]
-    return matmul_1d_config(m, in0_shape[3], in1_shape[3], grid, **kwargs)
-
-
-def num_to_corerange(num_cores: int) -> ttnn.CoreRange:
-    """``num_cores`` cores filling rows of 8 from (0, 0) (fewer than 8: one partial row)."""
-    cols = min(num_cores, CORES_PER_ROW)
-    rows = num_cores // cols
+def num_to_corerange(num_cores: int, start_core: ttnn.CoreCoord | None = None) -> ttnn.CoreRange:
+    """``num_cores`` cores filling rows of 8 from ``start_core`` (default (0, 0); fewer than 8: one partial row)."""
     if num_cores > CORES_PER_ROW and num_cores % CORES_PER_ROW:
         raise ValueError(f"{num_cores} cores do not fill whole rows of {CORES_PER_ROW}")
-    return ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(cols - 1, rows - 1))
-
-
-NON_ROW_CORE_GRIDS = {12: (6, 2), 20: (5, 4)}  # TTTv1 num_to_coregrid: (x, y) for counts that are not rows of 8
-
-
-def num_to_coregrid(num_cores: int) -> ttnn.CoreGrid:
-    """TTTv1 num_to_coregrid: rows of 8 cores, or 6x2 for 12 and 5x4 for 20 cores."""
-    if num_cores % CORES_PER_ROW == 0:
-        return ttnn.CoreGrid(y=num_cores // CORES_PER_ROW, x=CORES_PER_ROW)
-    if num_cores not in NON_ROW_CORE_GRIDS:
-        raise ValueError(f"no TTTv1 core grid for {num_cores} cores")
-    x, y = NON_ROW_CORE_GRIDS[num_cores]
-    return ttnn.CoreGrid(y=y, x=x)
+    start = start_core or ttnn.CoreCoord(0, 0)
+    cols = min(num_cores, CORES_PER_ROW)
+    rows = num_cores // cols
+    return ttnn.CoreRange(start, ttnn.CoreCoord(start.x + cols - 1, start.y + rows - 1))
 
 
 def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.MemoryConfig:
@@ -192,7 +151,7 @@ def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.Memor
     if dram_grid_size.y != 1:
         raise ValueError(f"DRAM-sharded weights need a 1-row DRAM grid, got {dram_grid_size}")
     banks = dram_grid_size.x
-    padded_n = math.ceil(n / (TILE * banks)) * TILE * banks
+    padded_n = math.ceil(n / (TILE_SIZE * banks)) * TILE_SIZE * banks
     grid = ttnn.CoreRangeSet({ttnn.CoreRange(ttnn.CoreCoord(0, 0), ttnn.CoreCoord(banks - 1, 0))})
     spec = ttnn.ShardSpec(grid, (k, padded_n // banks), ttnn.ShardOrientation.ROW_MAJOR)
     return ttnn.MemoryConfig(ttnn.TensorMemoryLayout.WIDTH_SHARDED, ttnn.BufferType.DRAM, spec)
@@ -222,11 +181,11 @@ def decode_residual_memcfg(dim: int, num_devices: int, batch_rows: int) -> ttnn.
 
 def create_sharded_norm_config(grid: ttnn.CoreGrid, dim: int, batch_rows: int):
     """Width-sharded rms_norm/layer_norm program config on ``grid`` (TTTv1 create_sharded_norm_config)."""
-    block_w = dim // grid.num_cores // TILE
+    block_w = dim // grid.num_cores // TILE_SIZE
     return ttnn.LayerNormShardedMultiCoreProgramConfig(
         compute_with_storage_grid_size=[grid.x, grid.y],
         subblock_w=find_largest_divisor(block_w, MAX_SUBBLOCK_AREA),
-        block_h=batch_rows // TILE,
+        block_h=batch_rows // TILE_SIZE,
         block_w=block_w,
         inplace=False,
     )
@@ -254,11 +213,6 @@ def compute_kernel_config(name: str) -> ttnn.WormholeComputeKernelConfig:
     return ttnn.WormholeComputeKernelConfig(**fields)
 
 
-def hifi2_compute_kernel_config():
-    """TTTv1 compute_kernel_config_hifi2: the attention linears' and decode SDPA's default."""
-    return compute_kernel_config("hifi2")
-
-
 def hifi4_compute_kernel_config():
     """TTTv1 compute_kernel_config_hifi4: prefill SDPA's default."""
     return compute_kernel_config("hifi4")
@@ -280,34 +234,49 @@ def rmsnorm_compute_kernel_config():
 FULL_GRID = (8, 8)  # TTTv1 attention program configs use an 8x8 compute grid on Wormhole
 MAX_QKV_MM_SEQ_LEN = 2048  # ModelArgs.MAX_QKV_MM_SEQ_LEN: longer prefills run the QKV matmul in 2048-row chunks
 MAX_MM_SEQ_LEN = 1024  # TTTv1 WO prefill: M capped at 1024 rows per call (longer sequences are chunked)
+# TTTv1 WO_PREFILL_PROGCFG on T3K with the fused all-gather matmul: the column-split wo's N is 1024 when dim / 8
+# divides it (a width, not the 1024-row MAX_MM_SEQ_LEN cap)
+FUSED_WO_PREFILL_N = 1024
 SDPA_LONG_SEQ_LEN = 2048  # SDPA_PROGCFG: 256-row q/k chunks from 2048 tokens, 64 below ("what works best empirically")
 SDPA_LONG_CHUNK, SDPA_SHORT_CHUNK = 256, 64
 
 
 def xqkv_prefill_config(seq_len: int, n: int, dram_shard_grid_width: int):
     """TTTv1 XQKV_PREFILL_PROGCFG(seq_len); ``n`` = fused QKV columns per device."""
-    rows_per_core = MAX_GRID_ROWS if seq_len >= MAX_QKV_MM_SEQ_LEN else math.ceil(seq_len / TILE / MAX_GRID_ROWS)
+    rows_per_core = MAX_GRID_ROWS if seq_len >= MAX_QKV_MM_SEQ_LEN else math.ceil(seq_len / TILE_SIZE / MAX_GRID_ROWS)
     return ttnn.MatmulMultiCoreReuseMultiCastProgramConfig(
         compute_with_storage_grid_size=FULL_GRID,
         in0_block_w=1,
         out_subblock_h=1,
         out_subblock_w=1,
         per_core_M=max(1, rows_per_core),
-        per_core_N=math.ceil(n / TILE / dram_shard_grid_width),
+        per_core_N=math.ceil(n / TILE_SIZE / dram_shard_grid_width),
         transpose_mcast=False,
         fused_activation=None,
         fuse_batch=seq_len <= MAX_QKV_MM_SEQ_LEN,
     )
 
 
-def sdpa_prefill_config(seq_len: int, chunk_start_idx: int | None = None):
-    """TTTv1 SDPA_PROGCFG: q/k chunks of 256 (>= 2048 tokens) or 64; a chunked prefill starting at
-    ``chunk_start_idx`` needs chunks dividing it, so they shrink to its lowest set bit."""
+def sdpa_prefill_config(seq_len: int):
+    """TTTv1 SDPA_PROGCFG(seq_len): q/k chunks of 256 (>= 2048 tokens) or 64."""
     chunk = SDPA_LONG_CHUNK if seq_len >= SDPA_LONG_SEQ_LEN else SDPA_SHORT_CHUNK
-    if chunk_start_idx:
-        chunk = min(chunk, chunk_start_idx & -chunk_start_idx)
     return ttnn.SDPAProgramConfig(
         compute_with_storage_grid_size=FULL_GRID, exp_approx_mode=False, q_chunk_size=chunk, k_chunk_size=chunk
+    )
+
+
+def sdpa_chunk_aligned(config, chunk_start_idx: int):
+    """``config`` for a chunked prefill starting at ``chunk_start_idx``: its q/k chunks must divide the start, so
+    they shrink to the start's lowest set bit when that is smaller (a start of 0 keeps them)."""
+    chunk = min(config.q_chunk_size, chunk_start_idx & -chunk_start_idx) if chunk_start_idx else config.q_chunk_size
+    if chunk == config.q_chunk_size:
+        return config
+    grid = config.compute_with_storage_grid_size
+    return ttnn.SDPAProgramConfig(
+        compute_with_storage_grid_size=(grid.x, grid.y),
+        exp_approx_mode=config.exp_approx_mode,
+        q_chunk_size=chunk,
+        k_chunk_size=chunk,
     )
 
 
@@ -320,11 +289,11 @@ def sdpa_decode_config():
 
 def kv_prefill_memcfg(seq_len: int, n_local_kv_heads: int, head_dim: int) -> ttnn.MemoryConfig:
     """TTTv1 KV_PREFILL_MEM_CFG(seq_len): a prefill's K or V heads height-sharded over the 8x8 cores."""
-    cores = FULL_GRID[0] * FULL_GRID[1]
-    return height_sharded_l1_memcfg((n_local_kv_heads * seq_len // cores, head_dim), ttnn.CoreGrid(y=8, x=8))
+    grid = ttnn.CoreGrid(x=FULL_GRID[0], y=FULL_GRID[1])
+    return height_sharded_l1_memcfg((n_local_kv_heads * seq_len // grid.num_cores, head_dim), grid)
 
 
 def scores_memcfg(batch: int, n_local_heads: int, head_dim: int) -> ttnn.MemoryConfig:
     """TTTv1 SCORES_BATCHED_MM_OUTPUT_MEMCFG(batch): one user per core, its heads padded to a tile."""
     cores = ttnn.CoreRangeSet({num_to_corerange(batch)})
-    return height_sharded_l1_memcfg((math.ceil(n_local_heads / TILE) * TILE, head_dim), cores)
+    return height_sharded_l1_memcfg((math.ceil(n_local_heads / TILE_SIZE) * TILE_SIZE, head_dim), cores)

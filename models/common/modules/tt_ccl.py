@@ -15,6 +15,15 @@ BUFFERING = 2  # double-buffered: a call's semaphores are reused two calls later
 NO_AXIS = 2  # slot index for CCLs over the whole mesh (cluster_axis=None)
 RING_DEVICE_COUNT = 8  # TTTv1 ccl_topology: Ring only for 8-device rings (T3K 1x8)
 RING_CLUSTERS = ("T3K", "GALAXY", "TG")
+# The meshes each family of modules runs on. 1D: TTTv1 ModelArgs's 1xN meshes, N150 (1x1), N300 (1x2), N150x4
+# (1x4) and T3K (1x8), which split heads and hidden over cluster_shape[1] (a 2x4 mesh is no TTTv1 layout: its 8
+# devices would hold the heads of 4). 2D: Galaxy, TTTv1's TG 8x4 and its transpose 4x8.
+ONE_D_MESHES = ((1, 1), (1, 2), (1, 4), (1, 8))
+TWO_D_MESHES = ((8, 4), (4, 8))
+ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
+GALAXY_ALL_GATHER_LINKS = 2  # TTTv1 ModelArgs.num_all_gather_links on Galaxy (TG)
+ROWS_DIM = 2  # the rows (users, tokens) of a [1, 1, rows, width] activation
+WIDTH_DIM = 3  # the last dim of a [1, 1, rows, width] activation: the residual stream splits and gathers along it
 
 
 def default_topology(mesh_device) -> ttnn.Topology | None:
@@ -119,25 +128,47 @@ def all_gather(tt_ccl: TT_CCL, x, *, dim, memory_config, topology, num_links, cl
     )
 
 
-def reduce_scatter_residual(tt_ccl: TT_CCL, x, *, topology, num_links, memory_config=None):
-    """Sum the partial outputs ``x`` of every device and leave each its 1/N of the width (dim 3): the
-    width-fractured residual stream of 1D meshes (TTTv1 tt_all_reduce on 1xN). ``memory_config`` None keeps
-    ``x``'s. Consumes ``x``."""
-    out = reduce_scatter(
-        tt_ccl, x, dim=3, memory_config=memory_config or x.memory_config(), topology=topology, num_links=num_links
-    )
+def reduce_scatter_residual(tt_ccl: TT_CCL, x, *, topology, num_links, memory_config):
+    """Sum the partial outputs ``x`` of every device and leave each its 1/N of the width (dim 3) in
+    ``memory_config``: the width-fractured residual stream of 1D meshes (TTTv1 tt_all_reduce on 1xN). Consumes
+    ``x``."""
+    out = reduce_scatter(tt_ccl, x, dim=WIDTH_DIM, memory_config=memory_config, topology=topology, num_links=num_links)
     ttnn.deallocate(x)
     return out
+
+
+def reduce_scatter_residual_in_place(tt_ccl: TT_CCL, x, *, topology, num_links):
+    """``reduce_scatter_residual`` keeping ``x``'s memory config (decode: the matmul's sharded L1 output)."""
+    return reduce_scatter_residual(tt_ccl, x, topology=topology, num_links=num_links, memory_config=x.memory_config())
 
 
 def all_reduce(
     tt_ccl: TT_CCL, x, *, cluster_axis, memory_config, topology, num_reduce_scatter_links, num_all_gather_links
 ):
     """Sum ``x`` over one mesh axis, every device keeping the whole sum: reduce-scatter then all-gather along the
-    width (TTTv1 tt_all_reduce, composite path). Consumes ``x``."""
-    common = dict(dim=3, memory_config=memory_config, topology=topology, cluster_axis=cluster_axis)
+    width (TTTv1 tt_all_reduce, composite path). Consumes ``x``.
+
+    Topology labels: where the other mesh axis already splits the width (the 2D residual stream), the reduce-scatter
+    splits each device's slice again, a layout no ttnn TensorTopology can express: ttnn would log an error and keep
+    the input's label. That intermediate lives only here, so the reduce-scatter is given ``x`` labelled as one copy
+    per device group of this axis (replicated elsewhere), and the result gets ``x``'s label with this axis
+    replicated: what an all-reduce over it holds."""
+    reduced_label = _replicated_on(x.tensor_topology(), cluster_axis)
+    x.update_tensor_topology(_replicated_on(x.tensor_topology(), *_other_axes(x.tensor_topology(), cluster_axis)))
+    common = dict(dim=WIDTH_DIM, memory_config=memory_config, topology=topology, cluster_axis=cluster_axis)
     scattered = reduce_scatter(tt_ccl, x, num_links=num_reduce_scatter_links, **common)
     ttnn.deallocate(x)
     out = all_gather(tt_ccl, scattered, num_links=num_all_gather_links, **common)
     ttnn.deallocate(scattered)
+    out.update_tensor_topology(reduced_label)
     return out
+
+
+def _other_axes(label: ttnn.TensorTopology, axis: int) -> list[int]:
+    return [other for other in range(len(label.placements())) if other != axis]
+
+
+def _replicated_on(label: ttnn.TensorTopology, *axes: int) -> ttnn.TensorTopology:
+    """``label`` with ``axes`` of its distribution replicated."""
+    placements = [ttnn.PlacementReplicate() if i in axes else p for i, p in enumerate(label.placements())]
+    return ttnn.TensorTopology(label.distribution_shape(), placements, label.mesh_coords())

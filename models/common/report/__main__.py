@@ -2,17 +2,21 @@
 """Decoder-layer report: what the TTTv2 modules do for a model on a mesh, before you touch hardware.
 
     python_env/bin/python -m models.common.report [--model NAME|FOLDER] [--mesh 1x1|1x2|1x8|8x4|4x8]
-        [--seq-len 128] [--decode-steps 4] [--compare-tttv1] [--json PATH] [--plot PATH]
+        [--seq-len 128] [--decode-steps 4] [--layers 1] [--no-numerics] [--precision RECIPES] [--compare-tttv1]
+        [--json PATH] [--plot PATH]
 
 Builds one decoder layer of TTTv2 modules (models/common/report/layer.py) from the checkpoint or seeded random
 weights, runs prefill and decode steps on the device at hand (hardware, simulator or mock), and prints per module and
 per op: program configs, memory configs, dtypes, math fidelity, weight and KV-cache bytes per device, host dispatch
-time, a DRAM-roofline estimate per decode token and a compute estimate for prefill; on hardware also measured time
-and PCC against the HF decoder layer. Bad input gets one error line and exit code 2.
+time, a DRAM-roofline estimate per decode token and a compute estimate for prefill, and the PCC of each module and of
+the layer against the HF decoder layer for the prefill and every decode step (on the mock tier: host-golden numbers
+of the same ttnn calls, through shadow execution); on hardware also measured time. Bad input gets one error line and
+exit code 2.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +24,9 @@ from pathlib import Path
 from models.common import devices
 
 devices.apply_environment_defaults()  # quiet logs and the project JIT cache, before ttnn is imported
+# Shadow goldens run torch's OpenMP threads between ops; spinning idle (OpenMP's default) they took the CPU from
+# ttnn's dispatch: host times per op were 3-4x higher on the 2-core mock machine. Read when torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MESHES = ((1, 1), (1, 2), (1, 8), (8, 4), (4, 8))
 DEFAULT_MODEL = "Llama-3.1-8B-Instruct"
@@ -66,6 +73,22 @@ def _decode_steps(text: str) -> int:
     return value
 
 
+def _recipes(text: str) -> list:
+    from models.common.report import precision
+
+    try:
+        return precision.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _layers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: need at least 1 layer")
+    return value
+
+
 def _output_path(text: str) -> Path:
     path = Path(text)
     if not path.parent.is_dir():
@@ -79,6 +102,19 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--mesh", type=_mesh, help="default: the largest mesh the device at hand has (mock: 1x8)")
     parser.add_argument("--seq-len", type=_seq_len, default=DEFAULT_SEQ_LEN, help="prefill length (tokens)")
     parser.add_argument("--decode-steps", type=_decode_steps, default=DEFAULT_DECODE_STEPS)
+    parser.add_argument(
+        "--layers", type=_layers, default=1, help="run the first N decoder layers (ops and module PCCs: the first's)"
+    )
+    parser.add_argument(
+        "--no-numerics", action="store_true", help="mock tier: skip the host-golden PCCs (shadow execution)"
+    )
+    parser.add_argument(
+        "--precision",
+        type=_recipes,
+        metavar="RECIPES",
+        help="precision recipes side by side, e.g. tttv2,performance,bf16,bfp4-mlp,custom:wqkv=bf16,kv_cache=bf16 "
+        "(models/common/report/precision.py)",
+    )
     parser.add_argument("--compare-tttv1", action="store_true", help="TTTv1's config choices next to TTTv2's")
     parser.add_argument("--json", type=_output_path, metavar="PATH", help="write the whole report as JSON")
     parser.add_argument("--plot", type=_output_path, metavar="PATH", help="PNG: estimated decode time per mesh")
@@ -158,16 +194,21 @@ def _report(options) -> dict:
         raise BadInput(str(error)) from error
     mesh = options.mesh or default_mesh(tier)
     where = f"{options.model} on a {_names([mesh])} mesh"
+    from models.common.report.layer import cache_len
+    from models.common.report.run import check_fits, run_report
+
+    if options.layers > model.n_layers:
+        raise BadInput(f"--layers {options.layers}: {options.model} has {model.n_layers} decoder layers")
     try:
         model.check_split(mesh)
+        check_fits(model, mesh, cache_len(options.seq_len, options.decode_steps), MESHES)
     except ValueError as error:
         raise BadInput(f"{where}: {error}") from error
     use_mesh(mesh, tier)
 
-    from models.common.report.run import run_report
-
     try:
-        return run_report(model, mesh, tier, options.seq_len, options.decode_steps, options.compare_tttv1)
+        run = (options.seq_len, options.decode_steps, options.compare_tttv1, not options.no_numerics, options.precision)
+        return run_report(model, mesh, tier, *run, layers=options.layers)
     except ValueError as error:  # the modules' construction and input checks name what to change
         raise BadInput(f"{where}: {error}") from error
 

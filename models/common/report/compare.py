@@ -23,12 +23,24 @@ FROM_MODEL_ARGS_EXTRA = {"attention_norm": ("attention_norm",), "ffn_norm": ("ff
 SOURCE = "ModelArgs(...).model_config + DecodersPrecision, mapped to config fields by each module's from_model_args"
 
 
-def tttv1_config(module, name: str, mesh_device, args, state_dict):
-    """The config ``type(module).from_model_args`` builds, without building the module."""
-    module_cls = type(module)
+def tttv1_config(module_cls, name: str, mesh_device, args, state_dict):
+    """The config ``module_cls.from_model_args`` builds, without building the module."""
     config_only = type(module_cls.__name__, (module_cls,), {"from_config": classmethod(lambda cls, config: config)})
     extra = FROM_MODEL_ARGS_EXTRA.get(name, ())
     return config_only.from_model_args(mesh_device, get_tt_ccl(mesh_device), args, state_dict, None, 0, *extra)
+
+
+def tttv1_inputs(model, mesh_device, weights: dict, cache_len: int, optimizations=None):
+    """TTTv1's ModelArgs for the report's run (``optimizations``: its precision recipe, default TTTv1's) and the
+    layer's weights in TTTv1 naming; ValueError when TTTv1 does not run the model on the mesh."""
+    try:
+        args = ModelArgs(
+            mesh_device, hf_model=model.name, max_batch_size=USERS, max_seq_len=cache_len, optimizations=optimizations
+        )
+    except ValueError as error:
+        raise ValueError(f"TTTv1 does not run {model.name} on this mesh: {error}") from error
+    hf_weights = {LAYER_PREFIX + key: tensor for key, tensor in weights.items()}
+    return args, ckpt.hf_to_meta(hf_weights, model.head_dim, model.n_heads, model.n_kv_heads)
 
 
 def compare(layer, model, weights: dict, cache_len: int, seq_len: int) -> dict:
@@ -36,12 +48,10 @@ def compare(layer, model, weights: dict, cache_len: int, seq_len: int) -> dict:
     mesh = layer.mesh_device
     result = {"source": SOURCE, "seq_len": seq_len, "modules": [], "compared": 0, "differences": 0}
     try:
-        args = ModelArgs(mesh, hf_model=model.name, max_batch_size=USERS, max_seq_len=cache_len)
+        args, state_dict = tttv1_inputs(model, mesh, weights, cache_len)
     except ValueError as error:
-        result["unavailable"] = f"TTTv1 does not run {model.name} on this mesh: {error}"
+        result["unavailable"] = str(error)
         return result
-    hf_weights = {LAYER_PREFIX + key: tensor for key, tensor in weights.items()}
-    state_dict = ckpt.hf_to_meta(hf_weights, model.head_dim, model.n_heads, model.n_kv_heads)
     for name, module in layer.modules.items():
         entry = {"name": name, "class": getattr(module, "LABEL", type(module).__name__), "rows": [], "tttv2_only": []}
         result["modules"].append(entry)
@@ -49,7 +59,7 @@ def compare(layer, model, weights: dict, cache_len: int, seq_len: int) -> dict:
             entry["unavailable"] = "TTTv1's own code in this layer (no TTTv2 module): nothing to compare"
             continue
         try:
-            chosen = tttv1_config(module, name, mesh, args, state_dict)
+            chosen = tttv1_config(type(module), name, mesh, args, state_dict)
         except ValueError as error:
             entry["unavailable"] = str(error)
             continue

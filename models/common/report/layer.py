@@ -2,13 +2,11 @@
 """The report's decoder layer: TTTv2 modules built from HF weights with the modules' own defaults.
 
     1D meshes (1x1, 1x2, 1x8):  RMSNorm1D → Attention1D → + residual → RMSNorm1D → MLP1D → + residual
-    2D meshes (8x4, 4x8):       norm → Attention2D → + residual → norm → MLP2D → + residual
+    2D meshes (8x4, 4x8):       RMSNorm2D → Attention2D → + residual → RMSNorm2D → MLP2D → + residual
 
 The residual stream is TTTv1's: width-split over the devices (1D) or over the mesh columns (2D), bfloat16, in L1 for
-decode (the modules' ``decode_residual_memcfg`` on 1D) and in DRAM for prefill. There is no TTTv2 2D norm yet, so on
-Galaxy the norms are TTTv1's own interleaved distributed RMSNorm (``tt_distributed_rmsnorm``: per-device statistics,
-all-gathered over the mesh columns, normalise with the device's slice of the weight), in both modes; the report labels
-them as TTTv1 code.
+decode (the modules' ``decode_residual_memcfg``) and in DRAM for prefill. Each norm reads the residual and writes its
+decode output straight into its consumer's decode input layout.
 """
 
 import math
@@ -26,18 +24,14 @@ from models.common.modules.lazy_weight import LazyWeight, MeshMapping
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.common.modules.rope.rope_1d import Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
-from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.report.model import Model, is_2d
-from models.tt_transformers.tt.ccl import tt_distributed_rmsnorm
+from models.common.tensor_utils import TILE_SIZE
 
-USERS = 32  # decode batch: one tile of users (TTTv1 max_batch_size 32)
+USERS = pc.MAX_DECODE_BATCH  # decode batch: one tile of users, the modules' default
 INPUT_SEED = 0  # the report's prefill prompt and decode tokens
-# TTTv1 DistributedNorm (TG) ln_cfg: HiFi2 without fp32 or L1 accumulation
-GALAXY_NORM_KERNEL = dict(
-    math_fidelity=ttnn.MathFidelity.HiFi2, math_approx_mode=False, fp32_dest_acc_en=False, packer_l1_acc=False
-)
 MODULE_PARAMS = {  # the HF weights each module of the layer holds, by name prefix
     "attention_norm": "input_layernorm.",
     "attention": "self_attn.",
@@ -46,66 +40,44 @@ MODULE_PARAMS = {  # the HF weights each module of the layer holds, by name pref
 }
 
 
-class GalaxyNorm:
-    """The 2D layer's norm: TTTv1's ``tt_distributed_rmsnorm`` (there is no TTTv2 2D norm yet), both modes; the
-    decode output is moved into its consumer's decode input layout (``decode_memcfg``)."""
-
-    LABEL = "TTTv1 tt_distributed_rmsnorm"
-
-    def __init__(self, weight: torch.Tensor, eps: float, mesh_device, decode_memcfg):
-        dim = weight.numel()
-        self.eps, self.mesh_device, self.tt_ccl = eps, mesh_device, get_tt_ccl(mesh_device)
-        self.decode_memcfg = decode_memcfg
-        self.compute_kernel_config = ttnn.WormholeComputeKernelConfig(**GALAXY_NORM_KERNEL)
-        self.weight = LazyWeight(
-            weight.reshape(1, 1, dim // pc.TILE, pc.TILE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
-            dtype=ttnn.bfloat16,
-            layout=ttnn.ROW_MAJOR_LAYOUT,
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
-            mesh_mapping=MeshMapping.shard_2d(None, 2),  # each mesh column normalises its slice of dim
-            device=mesh_device,
-        ).get_device_weight()
-
-    def decode_forward(self, x):
-        return ttnn.to_memory_config(self.prefill_forward(x), self.decode_memcfg)
-
-    def prefill_forward(self, x):
-        kernel = self.compute_kernel_config
-        return tt_distributed_rmsnorm(x, self.eps, self.weight, self.mesh_device, self.tt_ccl, kernel)
-
-
 class DecoderLayer:
     """One decoder layer of TTTv2 modules on ``mesh_device``; ``decode`` / ``prefill`` run it on the residual."""
 
-    def __init__(self, model: Model, weights: dict, mesh_device, cache_len: int, progress):
-        """``weights``: HF names without the layer prefix, unfused; ``progress`` advances by each module's weights."""
-        self.mesh_device = mesh_device
+    def __init__(self, model: Model, weights: dict, mesh_device, cache_len: int, progress, overrides=None):
+        """``weights``: HF names without the layer prefix, unfused; ``progress`` advances by each module's weights;
+        ``overrides``: module name -> config fields given over the module's defaults (a precision recipe's)."""
+        self.mesh_device, self.dim = mesh_device, model.dim
         self.two_d = is_2d(tuple(mesh_device.shape))
+        given = overrides or {}
         build = partial(_built, progress, weights)
         attention_cls, mlp_cls = (Attention2D, MLP2D) if self.two_d else (Attention1D, MLP1D)
-        attention_kw = _attention_kw(model, weights, cache_len, mesh_device)
+        attention_kw = {**_attention_kw(model, weights, cache_len, mesh_device), **given.get("attention", {})}
         attention = build("attention", lambda: attention_cls.from_hf(*_attention_weights(weights), **attention_kw))
-        mlp = build("mlp", lambda: mlp_cls(*_mlp_weights(weights), mesh_device=mesh_device))
+        mlp_kw = {"mesh_device": mesh_device, **given.get("mlp", {})}
+        mlp = build("mlp", lambda: mlp_cls(*_mlp_weights(weights), **mlp_kw))
         eps = model.config.rms_norm_eps
         self.residual_memcfg = attention.config.decode_residual_memcfg
         if self.two_d:
             self.input_mapping = MeshMapping.shard_2d(None, -1)  # split over mesh columns, copies on the rows
 
-            def norm(key, consumer):
-                return GalaxyNorm(weights[key], eps, mesh_device, consumer.config.decode_input_memcfg)
+            def norm(name, consumer):  # reads the residual, writes straight into its consumer's decode input layout
+                weight = LazyWeight(weights[_norm_weight(name)])
+                kw = dict(eps=eps, decode_input_memcfg=self.residual_memcfg)
+                kw["decode_output_memcfg"] = consumer.config.decode_input_memcfg
+                return RMSNorm2D(weight, mesh_device=mesh_device, **kw, **given.get(name, {}))
 
         else:
             single = mesh_device.get_num_devices() == 1
             self.input_mapping = MeshMapping.replicate() if single else MeshMapping.shard(-1)
 
-            def norm(key, consumer):  # reads the residual, writes straight into its consumer's decode input layout
+            def norm(name, consumer):  # reads the residual, writes straight into its consumer's decode input layout
                 grid = consumer.config.decode_input_core_grid
-                weight = LazyWeight(weights[key])
+                weight = LazyWeight(weights[_norm_weight(name)])
                 kw = dict(eps=eps, decode_core_grid=grid, decode_input_memcfg=self.residual_memcfg)
-                return RMSNorm1D(weight, mesh_device=mesh_device, **kw)
+                return RMSNorm1D(weight, mesh_device=mesh_device, **kw, **given.get(name, {}))
 
-        attention_norm = build("attention_norm", lambda: norm("input_layernorm.weight", attention))
-        ffn_norm = build("ffn_norm", lambda: norm("post_attention_layernorm.weight", mlp))
+        attention_norm = build("attention_norm", lambda: norm("attention_norm", attention))
+        ffn_norm = build("ffn_norm", lambda: norm("ffn_norm", mlp))
         self.modules = {"attention_norm": attention_norm, "attention": attention, "ffn_norm": ffn_norm, "mlp": mlp}
         theta = model.rope_parameters["rope_theta"]
         rope_cls = Rope2D if self.two_d else Rope1D  # 2D: each mesh column decodes its share of the users
@@ -136,35 +108,46 @@ class DecoderLayer:
         return upload_positions(positions, self.mesh_device, self.modules["attention"].users_mapping)
 
     def to_host(self, out: ttnn.Tensor) -> torch.Tensor:
-        """The residual back on host as [1, 1, rows, dim] (one mesh row on 2D: the rows hold copies)."""
+        """A layer or module output back on host as [1, 1, rows, dim]: one copy when each device holds all of dim,
+        else the width slices joined (over the devices on 1D; over one mesh row on 2D, the rows hold copies)."""
         mesh = self.mesh_device
+        if out.shape[-1] == self.dim:
+            return ttnn.to_torch(out, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=0)).float()[:1]
         if self.two_d:
             composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=tuple(mesh.shape), dims=(0, -1))
             return ttnn.to_torch(out, mesh_composer=composer).float()[:1]
         return ttnn.to_torch(out, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()
 
     # --- the layer -----------------------------------------------------------------------------------------------
-    def decode(self, x, current_pos, rot_mats, scope):
-        """x: the residual [1, 1, 32, dim / split] in ``residual_memcfg`` (consumed); returns the next one."""
-        return self._layer("decode_forward", x, (current_pos, rot_mats), (), self.residual_memcfg, scope)
+    def decode(self, x, current_pos, rot_mats, scope, tap=None):
+        """x: the residual [1, 1, 32, dim / split] in ``residual_memcfg`` (consumed); returns the next one.
+        ``tap(name, output)``, if given, sees each module's output before the residual add consumes it."""
+        args = (current_pos, rot_mats), (), self.residual_memcfg
+        return self._layer("decode_forward", x, *args, scope, tap or _no_tap)
 
-    def prefill(self, x, seq_len, rot_mats, scope):
-        """x: the residual [1, 1, seq_len, dim / split] in DRAM (consumed); fills user 0's KV cache."""
-        return self._layer("prefill_forward", x, (seq_len, rot_mats), (seq_len,), ttnn.DRAM_MEMORY_CONFIG, scope)
+    def prefill(self, x, seq_len, rot_mats, scope, tap=None):
+        """x: the residual [1, 1, seq_len, dim / split] in DRAM (consumed); fills user 0's KV cache. ``tap``: as
+        for ``decode``."""
+        args = (seq_len, rot_mats), (seq_len,), ttnn.DRAM_MEMORY_CONFIG
+        return self._layer("prefill_forward", x, *args, scope, tap or _no_tap)
 
-    def _layer(self, forward, x, attention_args, mlp_args, memory_config, scope):
+    def _layer(self, forward, x, attention_args, mlp_args, memory_config, scope, tap):
         """Each module's ``forward`` (decode_forward / prefill_forward) in turn, under its scope, with the residual
         adds in ``memory_config``."""
         m = {name: getattr(module, forward) for name, module in self.modules.items()}
         with scope("attention_norm"):
             attn_in = m["attention_norm"](x)
+        tap("attention_norm", attn_in)
         with scope("attention"):
             attn_out = m["attention"](attn_in, *attention_args)
+        tap("attention", attn_out)
         h = self._add(x, attn_out, memory_config, scope)
         with scope("ffn_norm"):
             ff_in = m["ffn_norm"](h)
+        tap("ffn_norm", ff_in)
         with scope("mlp"):
             ff_out = m["mlp"](ff_in, *mlp_args)
+        tap("mlp", ff_out)
         return self._add(h, ff_out, memory_config, scope)
 
     @staticmethod
@@ -175,6 +158,15 @@ class DecoderLayer:
         ttnn.deallocate(residual)
         ttnn.deallocate(update)
         return out
+
+
+def _norm_weight(name: str) -> str:
+    """The HF weight of norm ``name`` (attention_norm, ffn_norm)."""
+    return MODULE_PARAMS[name] + "weight"
+
+
+def _no_tap(name: str, output: ttnn.Tensor) -> None:
+    pass
 
 
 def _built(progress, weights: dict, name: str, build):
@@ -213,4 +205,4 @@ def _mlp_weights(weights: dict) -> tuple[LazyWeight, LazyWeight, LazyWeight]:
 
 def cache_len(seq_len: int, decode_steps: int) -> int:
     """KV-cache positions the run needs: the prompt and every decode step, rounded up to a tile."""
-    return math.ceil((seq_len + decode_steps) / pc.TILE) * pc.TILE
+    return math.ceil((seq_len + decode_steps) / TILE_SIZE) * TILE_SIZE

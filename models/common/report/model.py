@@ -8,20 +8,53 @@ are imported where used: a bad ``--model`` is reported without them.
 """
 
 import copy
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
-from models.common.modules.attention.attention_2d import TWO_D_MESHES
 from models.common.modules.attention.attention_steps import check_head_split
 from models.common.modules.rope.rope_1d import Llama3RopeScaling
+from models.common.modules.tt_ccl import TWO_D_MESHES
 from models.tt_transformers.tt import load_checkpoints as ckpt
 from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
 
-LAYER_PREFIX = "model.layers.0."  # HF names of the layer the report builds
+
+def layer_prefix(index: int) -> str:
+    """HF name prefix of decoder layer ``index``."""
+    return f"model.layers.{index}."
+
+
+LAYER_PREFIX = layer_prefix(0)  # HF names of the layer the report details
 SUPPORTED_ACTIVATION = "silu"  # MLP1D / MLP2D compute SwiGLU with SiLU
 LLAMA3_ROPE = "llama3"
 LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+# config.json fields the layer is built from (transformers would fill a missing one with its class default)
+REQUIRED_CONFIG_FIELDS = ("hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers")
+TEXT_CONFIG = "text_config"  # Llama vision configs nest the language model's fields here
+WEIGHT_FILES = (ckpt.SAFETENSORS_INDEX, ckpt.SAFETENSORS_SINGLE)
+
+
+def check_config_file(path: Path) -> None:
+    """ValueError naming ``path`` and the field when config.json is not JSON or lacks a field the layer needs."""
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} holds a JSON {type(config).__name__}, not an object of config fields")
+    text = config.get(TEXT_CONFIG, config)
+    where = f"{path} ({TEXT_CONFIG})" if TEXT_CONFIG in config else str(path)
+    if "model_type" not in config:
+        raise ValueError(f'{path} has no model_type field (e.g. "llama")')
+    for field in REQUIRED_CONFIG_FIELDS:
+        value = text.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            problem = "has no" if value is None else f"has {value!r} for"
+            raise ValueError(f"{where} {problem} field {field}: it needs a positive integer")
 
 
 def is_2d(mesh_shape) -> bool:
@@ -40,6 +73,9 @@ class Model:
     def load(cls, name: str) -> "Model":
         """ValueError / FileNotFoundError (one line each) for unknown models or unsupported architectures."""
         source = ckpt.resolve_model(name)
+        check_config_file(source.config_dir / "config.json")
+        if source.checkpoint_dir is not None and not any((source.checkpoint_dir / f).is_file() for f in WEIGHT_FILES):
+            source = replace(source, checkpoint_dir=None)  # config.json only: seeded random weights
         config = ckpt.text_config(ckpt.load_hf_config(source.config_dir))
         model = cls(name, source, config)
         if config.hidden_act != SUPPORTED_ACTIVATION:
@@ -88,7 +124,8 @@ class Model:
     @property
     def weights_description(self) -> str:
         if self.source.checkpoint_dir is None:
-            return f"shipped config, seeded random weights (seed {RANDOM_WEIGHT_SEED})"
+            origin = "shipped config" if self.source.config_dir.parent == ckpt.MODEL_PARAMS_DIR else "config.json only"
+            return f"{origin} ({self.source.config_dir}), seeded random weights (seed {RANDOM_WEIGHT_SEED})"
         return f"checkpoint {self.source.checkpoint_dir}"
 
     def check_split(self, mesh_shape: tuple[int, int]) -> None:
@@ -96,22 +133,25 @@ class Model:
         groups = mesh_shape[0] if is_2d(mesh_shape) else mesh_shape[0] * mesh_shape[1]
         check_head_split(self, groups)
 
-    def layer_state_dict(self) -> dict[str, torch.Tensor]:
-        """HF weights of decoder layer 0 (names without the layer prefix), from the checkpoint or seeded random."""
+    def layer_state_dict(self, index: int = 0) -> dict[str, torch.Tensor]:
+        """HF weights of decoder layer ``index`` (names without the layer prefix), from the checkpoint or seeded
+        random (each tensor seeded by its name: layer 0 is the same whatever the number of layers)."""
+        prefix = layer_prefix(index)
         if self.source.checkpoint_dir is None:
             from models.tt_transformers.tt.reference import meta_model
 
             config = copy.deepcopy(self.config)
-            config.num_hidden_layers = 1
+            config.num_hidden_layers = index + 1
             layer = meta_model(config).state_dict().items()  # shapes only (meta device)
-            shapes = {k: tuple(t.shape) for k, t in layer if k.startswith(LAYER_PREFIX)}
+            shapes = {k: tuple(t.shape) for k, t in layer if k.startswith(prefix)}
             weights = ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
         else:
-            loaded = ckpt.load_hf_checkpoint(self.source.checkpoint_dir, 1)
-            weights = {k: t for k, t in loaded.items() if k.startswith(LAYER_PREFIX)}
-            if not weights:
-                raise ValueError(f"{self.source.checkpoint_dir} has no {LAYER_PREFIX}* weights")
-        return {k.removeprefix(LAYER_PREFIX): t for k, t in weights.items()}
+            loaded = ckpt.load_hf_checkpoint(self.source.checkpoint_dir, index + 1)
+            weights = {k: t for k, t in loaded.items() if k.startswith(prefix)}
+        if not any(".self_attn." in k for k in weights):
+            where = self.source.checkpoint_dir or self.source.config_dir
+            raise ValueError(f"{where}: layer {index} has no {prefix}self_attn.* weights (not a self-attention layer)")
+        return {k.removeprefix(prefix): t for k, t in weights.items()}
 
     def unfused(self, weights: dict) -> dict:
         """Phi-3-style fused ``qkv_proj`` / ``gate_up_proj`` split into q/k/v and gate/up weights (HF order)."""

@@ -6,10 +6,13 @@ While an ``OpRecorder`` is entered, every public callable of ``ttnn``, ``ttnn.ex
 is replaced by a thin wrapper (restored on exit). Modules built inside the block bind the wrappers (e.g. in
 ``functools.partial``), which pass straight through whenever nothing is being recorded. Inside
 ``recorder.recording()``, each outermost call under ``recorder.module(name)`` becomes an ``OpCall``; calls a ttnn
-op makes internally are part of it. Tensor details are read right away: a later ``ttnn.deallocate`` frees buffers.
+op makes internally are part of it; calls that neither read nor write a device tensor (helpers such as dtype maps,
+which shadow execution calls while computing its goldens) are not ops and are dropped. Tensor details are read right
+away: a later ``ttnn.deallocate`` frees buffers.
 """
 
 import contextlib
+import functools
 import time
 import types
 from dataclasses import dataclass, field
@@ -36,6 +39,10 @@ class TensorInfo:
         size = tensor.buffer_num_pages() * tensor.buffer_page_size() if on_device else 0
         memory_config = tensor.memory_config() if on_device else None
         return cls(tuple(tensor.shape), tensor.dtype, memory_config, size)
+
+    @property
+    def on_device(self) -> bool:
+        return self.memory_config is not None
 
     @property
     def in_dram(self) -> bool:
@@ -68,7 +75,7 @@ class OpRecorder:
                 value = getattr(namespace, name)
                 if not name.startswith("_") and (isinstance(value, _PATCHABLE) or type(value).__name__ == "nb_func"):
                     self._patches.append((namespace, name, value))
-                    setattr(namespace, name, _Recorded(self, f"{dotted}.{name}", value))
+                    setattr(namespace, name, _recorded(self, f"{dotted}.{name}", value))
         return self
 
     def __exit__(self, *exc):
@@ -95,6 +102,15 @@ class OpRecorder:
         finally:
             self._module = previous
 
+    @contextlib.contextmanager
+    def paused(self):
+        """Calls made inside the block pass through unrecorded (the report reading values back mid-run)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
     def _record(self, name: str, original, args, kwargs):
         if self._calls is None or self._depth or name in IGNORED:
             return original(*args, **kwargs)
@@ -111,21 +127,20 @@ class OpRecorder:
             self._depth -= 1
         outputs = result if isinstance(result, list | tuple) else [result]
         record.outputs = [TensorInfo.of(t) for t in outputs if isinstance(t, ttnn.Tensor)]
-        self._calls.append(record)
+        if any(t.on_device for t in (*record.inputs, *record.outputs)):  # helpers (dtype maps, ...) are not ops
+            self._calls.append(record)
         return result
 
 
-class _Recorded:
-    """Stands in for one ttnn callable; attribute access (``golden_function``, ...) reaches the original."""
+def _recorded(recorder: OpRecorder, name: str, original):
+    """Stands in for one ttnn callable. A plain function, so shadow execution (models/common/testing/shadow), entered
+    inside the recorder, wraps it like any ttnn op and the recorder sees (and times) only the device call; the
+    original's attributes (``golden_function``, ...) are copied onto it."""
 
-    def __init__(self, recorder: OpRecorder, name: str, original):
-        self._recorder, self._name, self._original = recorder, name, original
+    def call(*args, **kwargs):
+        return recorder._record(name, original, args, kwargs)
 
-    def __getattr__(self, item):
-        return getattr(self._original, item)
-
-    def __call__(self, *args, **kwargs):
-        return self._recorder._record(self._name, self._original, args, kwargs)
+    return functools.update_wrapper(call, original)
 
 
 def _option_name(value, position: int) -> str:

@@ -29,6 +29,8 @@ def human_flops(count: float) -> str:
 
 def render_text(report: dict) -> str:
     sections = [_header(report), *(_module(m) for m in report["modules"]), _layer(report), _scaling(report)]
+    if "precision" in report:
+        sections.append(_precision(report["precision"], report["device"]["mesh"], report["measured"]["status"]))
     if "tttv1_comparison" in report:
         sections.append(_comparison(report["tttv1_comparison"]))
     return "\n\n".join("\n".join(section) for section in sections)
@@ -44,7 +46,8 @@ def _header(report: dict) -> list[str]:
         f"{model['head_dim']}, MLP hidden {model['hidden_dim']}, {model['n_layers']} layers; {model['weights']}",
         f"  layer   {report['layer']}",
         f"  run     prefill {run['seq_len']} tokens (user 0); {run['decode_steps']} decode steps x {run['users']} "
-        f"users (step 0 compiles, the rest are warm); KV cache {run['kv_cache_positions']} positions",
+        f"users (step 0 compiles, the rest are warm); KV cache {run['kv_cache_positions']} positions"
+        + (f"; {run['layers']} layers (ops and module PCCs: the first's)" if run["layers"] > 1 else ""),
         f"  chip    {chip['name']}: DRAM {chip['dram_GBps']:.0f} GB/s, {chip['fp16_TFLOPS']:.0f} TFLOPS FP16, "
         f"{chip['blockfp8_TFLOPS']:.0f} TFLOPS BLOCKFP8, {chip['dram_GiB']:.0f} GiB ({chip['source']})",
         f"  time    weights {t['weights_s']:.1f} s, build {t['build_s']:.1f} s, prefill "
@@ -114,14 +117,30 @@ def _layer(report: dict) -> list[str]:
         f"{human_time(totals['prefill_compute_us'])}; host dispatch {human_time(totals['prefill_host_us'])} (warm)",
     ]
     if measured["pcc"] is None:
-        lines.append(f"  measured time and PCC vs the HF decoder layer: {measured['status']}")
-    else:
-        pcc = ", ".join(f"{label} {value:.4f}" for label, value in measured["pcc"].items())
+        return [*lines, f"  PCC vs the HF decoder layer: {measured['status']}"]
+    if measured["prefill_us"] is not None:
         lines.append(
-            f"  measured ({measured['status']}): prefill {human_time(measured['prefill_us'])}, decode step "
+            f"  measured ({measured['time']}): prefill {human_time(measured['prefill_us'])}, decode step "
             f"{human_time(measured['decode_us'])}"
         )
-        lines.append(f"  PCC vs the HF decoder layer: {pcc} (min {measured['min_pcc']:.4f})")
+    return [*lines, *_pcc_table(measured)]
+
+
+def _pcc_table(measured: dict) -> list[str]:
+    """PCC vs HF: one row per module and the layer, one column per run (prefill, decode steps); ✗ below threshold."""
+    runs = list(measured["pcc"])
+    parts = list(measured["thresholds"])
+    width = max(len(part) for part in parts)
+    heads = [run.replace("decode step ", "decode ") for run in runs]
+    lines = [
+        f"  PCC vs the HF decoder layer, user 0 ({measured['status']})",
+        "    " + "  ".join([f"{'':<{width}}", *(f"{h:>9}" for h in heads), "  min PCC"]),
+    ]
+    for part in parts:
+        values = [f"{measured['pcc'][run][part]:>9.5f}" for run in runs]
+        low = measured["min_pcc"][part] < measured["thresholds"][part]
+        verdict = f"  {'✗ below' if low else '≥'} {measured['thresholds'][part]}"
+        lines.append("    " + "  ".join([f"{part:<{width}}", *values, verdict]))
     return lines
 
 
@@ -135,11 +154,45 @@ def _scaling(report: dict) -> list[str]:
             continue
         fits = "fits" if row["model_fits_dram"] else "does not fit"
         weights, kv = human_bytes(row["weight_bytes_per_device"]), human_bytes(row["kv_cache_bytes_per_device"])
-        model = human_bytes(row["model_weight_bytes_per_device"])
+        model = human_bytes(row["model_bytes_per_device"])
         lines.append(
-            f"  {row['mesh']:<4}  {human_time(row['decode_us']):>9}   weights {weights} + KV {kv} per device; "
-            f"all {n_layers} layers' weights {model} per device ({fits} in DRAM){mark}"
+            f"  {row['mesh']:<4}  {human_time(row['decode_us']):>9}   weights {weights} + KV {kv} per device "
+            f"({row['decode_users_per_device']} users); all {n_layers} layers {model} per device ({fits} in DRAM){mark}"
         )
+    return lines
+
+
+def _precision(table: dict, mesh: str, numbers: str) -> list[str]:
+    """One row per recipe: the lowest PCC per module and of the layer over the prefill and decode steps, weight and
+    KV bytes per device, the decode roofline; then where each recipe differs from TTTv2's defaults."""
+    parts = ("attention_norm", "attention", "ffn_norm", "mlp", "layer")
+    lines = [f"precision recipes on this {mesh} mesh (PCC: lowest over prefill and decode steps, user 0; {numbers})"]
+    differences = table["tttv2_differs_from_tttv1"]
+    if differences:
+        lines.append(f"  TTTv2's defaults differ from TTTv1's choice ({table['tttv1_default']}) here; both rows shown:")
+        lines += [f"      {d['field']}: TTTv1 {d['tttv1']}, TTTv2 {d['tttv2']}" for d in differences]
+    elif table["tttv1_unavailable"]:
+        lines.append(f"  TTTv1's choice unknown: {table['tttv1_unavailable']}")
+    width = max(len(row["recipe"]) for row in table["rows"])
+    header = [f"{'recipe':<{width}}", *(f"{part:>14}" for part in parts), "weights/dev", "   KV/dev", "decode roofline"]
+    lines.append("    " + "  ".join(header))
+    for row in table["rows"]:
+        if "unavailable" in row:
+            lines.append(f"    {row['recipe']:<{width}}  n/a: {row['unavailable']}")
+            continue
+        pcc = [f"{row['min_pcc'][part]:>14.5f}" if row["min_pcc"] else f"{'-':>14}" for part in parts]
+        sizes = [
+            f"{human_bytes(row['weight_bytes_per_device']):>11}",
+            f"{human_bytes(row['kv_cache_bytes_per_device']):>9}",
+        ]
+        lines.append(
+            "    " + "  ".join([f"{row['recipe']:<{width}}", *pcc, *sizes, human_time(row["decode_roofline_us"])])
+        )
+    for row in table["rows"]:
+        lines.append(f"  {row['recipe']}: {row['description']}")
+        for name, fields in row.get("changes", {}).items():
+            changed = ", ".join(f"{field} {value}" for field, value in fields.items())
+            lines.append(f"      {name} (vs TTTv2's defaults): {changed}")
     return lines
 
 
@@ -183,12 +236,15 @@ def write_plot(report: dict, path) -> None:
     rows = scaling["meshes"]
     figure, axes = pyplot.subplots(figsize=PLOT_SIZE_INCHES)
     names = [row["mesh"] for row in rows]
-    values = [row["decode_us"] if row["supported"] else 0.0 for row in rows]
+    values = [row.get("decode_us", 0.0) for row in rows]
     colours = ["tab:orange" if row["mesh"] == report["device"]["mesh"] else "tab:blue" for row in rows]
     bars = axes.bar(names, values, color=colours)
     for bar, row in zip(bars, rows, strict=True):
-        label = human_time(row["decode_us"]) if row["supported"] else "heads do not split"
-        label += "" if not row["supported"] or row["model_fits_dram"] else "\nall layers exceed DRAM"
+        if "decode_us" not in row:
+            label = "heads do not split"
+        else:
+            label = human_time(row["decode_us"]) + ("" if row["supported"] else "\nL1 limit")
+            label += "" if row["model_fits_dram"] else "\nall layers exceed DRAM"
         axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
     axes.set_xlabel("mesh (orange: this run)")
     axes.set_ylabel("µs per layer and decode token")

@@ -18,7 +18,6 @@ KV_CACHE_ATTRIBUTES = ("keys", "values")
 SHOWN_OPTIONS = ("program_config", "memory_config", "dtype", "compute_kernel_config")  # have their own columns
 RESIDUAL = "residual"  # the layer's two residual adds (not a module)
 NOT_CONFIG = frozenset({"mesh_device", "tt_ccl"})  # the mesh itself and its semaphores
-SEQ_LEN_ARGS = {"prefill_sdpa_prg_config": lambda seq_len: (seq_len, None)}  # others take (seq_len,)
 
 
 def config_fields(config, seq_len: int) -> dict:
@@ -33,7 +32,7 @@ def config_fields(config, seq_len: int) -> dict:
             nested = config_fields(value.resolve(), seq_len)
             values.update({f"{field.name}.{name}": inner for name, inner in nested.items()})
         elif callable(value):
-            values[field.name] = value(*SEQ_LEN_ARGS.get(field.name, lambda s: (s,))(seq_len))
+            values[field.name] = value(seq_len)  # prefill configs: seq_len → config
         else:
             values[field.name] = value
     return values

@@ -21,8 +21,10 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
+from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
-from models.common.modules.attention.attention_steps import column_masks, fill_on_serving_column
+from models.common.modules.attention.attention_1d import FUSED_AG_MM_CORE_OFFSET
+from models.common.modules.attention.attention_steps import PREFILL_SEQ_MULTIPLE, column_masks, fill_on_serving_column
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
 from models.tt_transformers.tt.case_collection import record_case
@@ -33,10 +35,6 @@ from models.tt_transformers.tt.rmsnorm import RMSNorm
 GALAXY_DEVICES = 32
 TG_USERS_PER_COLUMN = 8  # TTTv1 TG: each mesh column decodes 8 of the 32 users
 TG_WO_CORE_GRID = ttnn.CoreGrid(y=4, x=8)  # TTTv1 TG decode: user selection and wo matmuls on 4x8 cores
-PREFILL_SEQ_MULTIPLE = 128  # "Seqlen must be divisible by 128"
-MAX_WO_MM_SEQ_LEN = 1024  # longer prefills run the wo matmul in 1024-row chunks
-FUSED_AG_MM_CORE_OFFSET = (0, 4)  # all_gather_matmul's all-gather cores start at row 4
-CORES_PER_ROW = 8  # to_qk_fused_memory_config: Q users fill rows of 8 cores, K users start after them
 
 CASES_FILE = "attention_1d_performance"
 CASES_HEADER = (
@@ -351,9 +349,9 @@ class Attention(LightweightModule):
         q_batch, k_batch = q_tensor.shape[1], k_tensor.shape[1]
         if q_batch != k_batch:
             raise ValueError(f"Q and K must hold the same users, got {q_batch} and {k_batch}")
-        k_start_core = ttnn.CoreCoord(q_batch % CORES_PER_ROW, q_batch // CORES_PER_ROW)
-        q_core_grid = ttnn.CoreRangeSet({_num_to_corerange(q_batch)})
-        k_core_grid = ttnn.CoreRangeSet({_num_to_corerange(k_batch, start_core=k_start_core)})
+        k_start_core = ttnn.CoreCoord(q_batch % pc.CORES_PER_ROW, q_batch // pc.CORES_PER_ROW)
+        q_core_grid = ttnn.CoreRangeSet({pc.num_to_corerange(q_batch)})
+        k_core_grid = ttnn.CoreRangeSet({pc.num_to_corerange(k_batch, start_core=k_start_core)})
         q_mem_config, k_mem_config = (
             ttnn.create_sharded_memory_config(
                 shape=(nearest_multiple(heads, TILE_SIZE), self.head_dim),
@@ -747,7 +745,7 @@ class Attention(LightweightModule):
                 page_table_tensor=page_table,
                 chunk_start_idx=chunk_start_idx,
                 compute_kernel_config=self.sdpa_prefill_compute_kernel_cfg,
-                program_config=self.model_config["SDPA_PROGCFG"](seq_len, chunk_start_idx),
+                program_config=pc.sdpa_chunk_aligned(self.model_config["SDPA_PROGCFG"](seq_len), chunk_start_idx),
             )
         else:
             attn_output_84SD = ttnn.transformer.scaled_dot_product_attention(
@@ -771,8 +769,8 @@ class Attention(LightweightModule):
         attn_output_11SH = ttnn.experimental.nlp_concat_heads(attn_output_1QSD, memory_config=ttnn.DRAM_MEMORY_CONFIG)
         ttnn.deallocate(attn_output_1QSD)
         # long sequences: reshape so the matmul fits on device
-        if seq_len > MAX_WO_MM_SEQ_LEN:
-            attn_output_11SH = ttnn.reshape(attn_output_11SH, [1, seq_len // MAX_WO_MM_SEQ_LEN, MAX_WO_MM_SEQ_LEN, -1])
+        if seq_len > pc.MAX_MM_SEQ_LEN:
+            attn_output_11SH = ttnn.reshape(attn_output_11SH, [1, seq_len // pc.MAX_MM_SEQ_LEN, pc.MAX_MM_SEQ_LEN, -1])
 
         # the fused all-gather matmul's prefill counterpart (ring topology): gather the heads, column-split wo
         if self.use_fused_all_gather_matmul:
@@ -785,7 +783,7 @@ class Attention(LightweightModule):
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
             program_config=self.model_config["WO_PREFILL_PROGCFG"](seq_len),
         )
-        if seq_len > MAX_WO_MM_SEQ_LEN:
+        if seq_len > pc.MAX_MM_SEQ_LEN:
             output_11SH = ttnn.reshape(output_11SH, [1, 1, seq_len, -1])
         ttnn.deallocate(attn_output_11SH)
 
@@ -845,13 +843,3 @@ class Attention(LightweightModule):
         columns with what their slot already holds: new · mask + old · (1 - mask), mask one-hot over the columns."""
         users = self.batch_size_per_device_group
         return fill_on_serving_column(key_or_value_layer, cache, user_id, users, self.tg_column_masks)
-
-
-def _num_to_corerange(num_cores: int, start_core=None) -> ttnn.CoreRange:
-    """``num_cores`` cores in rows of 8 from ``start_core`` (default (0, 0)); fewer than 8: one partial row."""
-    if num_cores > CORES_PER_ROW and num_cores % CORES_PER_ROW:
-        raise ValueError(f"{num_cores} cores do not fill whole rows of {CORES_PER_ROW}")
-    start = start_core or ttnn.CoreCoord(0, 0)
-    cols = min(num_cores, CORES_PER_ROW)
-    rows = num_cores // cols
-    return ttnn.CoreRange(start, ttnn.CoreCoord(start.x + cols - 1, start.y + rows - 1))

@@ -29,7 +29,7 @@ from functools import partial
 
 import ttnn
 
-from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.lightweight_module import LightweightModule, identity
 from models.tt_transformers.tt.attention import Attention
 from models.tt_transformers.tt.distributed_norm import DistributedNorm
 from models.tt_transformers.tt.mlp import MLP
@@ -132,7 +132,7 @@ class TransformerBlock(LightweightModule):
         }
         # TTTv1: on Galaxy the decode MLP input is resharded to MLP_ACT_MEMCFG
         galaxy_decode = partial(ttnn.to_memory_config, memory_config=mc["MLP_ACT_MEMCFG"])
-        self._to_mlp_input = {"decode": galaxy_decode if args.is_galaxy else _identity, "prefill": _identity}
+        self._to_mlp_input = {"decode": galaxy_decode if args.is_galaxy else identity, "prefill": identity}
 
     def forward(
         self,
@@ -171,7 +171,3 @@ class TransformerBlock(LightweightModule):
         ff_in = self.ff_norm(h, mode)  # fractured → gathered, in the MLP's input layout
         ff_out = self.feed_forward.forward(self._to_mlp_input[mode](ff_in), mode)  # → fractured
         return ttnn.add(h, ff_out, memory_config=skip_mem_cfg, dtype=self._output_dtype[mode])
-
-
-def _identity(x):
-    return x

@@ -20,10 +20,11 @@ import ttnn
 
 from models.common.modules import program_configs as pc
 from models.common.modules.tt_ccl import default_topology
-from models.common.tensor_utils import nearest_multiple
+from models.common.tensor_utils import TILE_SIZE, nearest_multiple
 from models.tt_transformers.tt import load_checkpoints as ckpt
+from models.tt_transformers.tt import tg_program_configs as tg_pc
 
-TILE = pc.TILE
+TILE = TILE_SIZE
 SUPPORTED_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 GALAXY_DEVICES = 32
 PREFILL_LEN_CUTOFF = {True: 512, False: 1024}  # is_blackhole -> rows per prefill MLP matmul ("512 if BH, 1024 if WH")
@@ -685,8 +686,10 @@ class ModelArgs:
         k_dim = self.n_heads * self.head_dim // (rows_shape if galaxy else self.num_devices)
         if galaxy:
             n_dim = dim // cols_shape
-        elif self.num_devices == 8 and os.getenv("ACTUAL_DEVICE", "") != "TG" and pc.MAX_MM_SEQ_LEN % (dim / 8) == 0:
-            n_dim = pc.MAX_MM_SEQ_LEN
+        elif (
+            self.num_devices == 8 and os.getenv("ACTUAL_DEVICE", "") != "TG" and pc.FUSED_WO_PREFILL_N % (dim / 8) == 0
+        ):
+            n_dim = pc.FUSED_WO_PREFILL_N
         else:
             n_dim = dim
         dram_sharded_wo = not (fused_ag_mm or galaxy)
@@ -719,14 +722,14 @@ class ModelArgs:
         dim, hidden = self.dim, self.hidden_dim
         mc = {}
         if self.is_galaxy:
-            mc["FF1_3_TG_PROGCFG"] = pc.matmul_1d_config_from_tensor_shapes(
+            mc["FF1_3_TG_PROGCFG"] = tg_pc.matmul_1d_config_from_tensor_shapes(
                 (1, 1, TILE, dim // TG_COLS),
                 (1, 1, dim // TG_COLS, hidden // TG_ROWS),
                 grid=TG_MLP_1D_GRID,
                 overwrite_subblock_h=1,
                 overwrite_subblock_w=1,
             )
-            mc["FF2_TG_PROGCFG"] = pc.matmul_1d_config_from_tensor_shapes(
+            mc["FF2_TG_PROGCFG"] = tg_pc.matmul_1d_config_from_tensor_shapes(
                 (1, 1, TILE, hidden // TG_ROWS),
                 (1, 1, hidden // TG_ROWS, dim // TG_COLS),
                 grid=TG_MLP_1D_GRID,
@@ -771,14 +774,14 @@ class ModelArgs:
             )
         }
         if self.is_galaxy:
-            qkv_grid = pc.num_to_coregrid(TG_QKV_GATHER_CORES.get(dim, TG_QKV_GATHER_CORES_OTHER))
+            qkv_grid = tg_pc.num_to_coregrid(TG_QKV_GATHER_CORES.get(dim, TG_QKV_GATHER_CORES_OTHER))
             self_out_cores = min(32, dim // TG_COLS // TILE)
-            users_grid = pc.num_to_coregrid(min(32, dim // 8 // TILE))
+            users_grid = tg_pc.num_to_coregrid(min(32, dim // 8 // TILE))
             mc["QKV_OUT_GATHERED_MEMCFG"] = lambda mesh_cols: pc.width_sharded_l1_memcfg(
                 (TILE * mesh_cols, TILE), qkv_grid
             )
             mc["SELF_OUT_GATHERED_MEMCFG"] = lambda mesh_rows: pc.width_sharded_l1_memcfg(
-                (TILE * mesh_rows, dim // TG_COLS // self_out_cores), pc.num_to_coregrid(self_out_cores)
+                (TILE * mesh_rows, dim // TG_COLS // self_out_cores), tg_pc.num_to_coregrid(self_out_cores)
             )
             mc["GATHER_USERS_MEMCFG"] = lambda mesh_cols: pc.width_sharded_l1_memcfg(
                 (TILE * mesh_cols, TILE), users_grid

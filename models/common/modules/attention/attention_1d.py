@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Attention1D: grouped-query self-attention with its own KV cache on 1D meshes (1x1 N150, 1x2 N300, 1x8 T3K).
+"""Attention1D: grouped-query self-attention with its own KV cache on 1D meshes (1x1 N150, 1x2 N300,
+1x4 N150x4, 1x8 T3K).
 
 decode:  linear(wqkv) [DRAM-sharded] (+ bias) → to interleaved → create heads (one user per core) → [q/k norm]
          → rotary_embedding_llama(q), (k) → update the KV cache at current_pos (paged or not) → SDPA decode
@@ -29,21 +30,18 @@ import ttnn
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.attention.attention_steps import (
-    PagedAttentionConfig,
+    AttentionBase,
+    AttentionConfig,
     allocate_kv_cache,
-    bind_attention_variants,
     check_head_split,
     hf_attention_config,
     model_args_config,
     validate_attention_shapes,
 )
-from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
-from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.module_config import ResolvableConfig
-from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1DConfig
+from models.common.modules.lazy_weight import MeshMapping, load_input_device_tensor, resolve_lazy_weight
+from models.common.modules.lightweight_module import identity
 from models.common.tensor_utils import TILE_SIZE
 
-ONE_D_MESHES = ((1, 1), (1, 2), (1, 8), (1, 4), (2, 4))
 PREFILL_GRID_ROWS = 8  # TTTv1 WO_PREFILL_PROGCFG: find_prefill_grid(8, k / 32)
 WORMHOLE_DRAM_SHARD_GRID_WIDTH = 8  # TTTv1: per_core_N matches the DRAM shard width (8 on Wormhole)
 KV_SHARD_CORES = 8 * 8  # TTTv1 min_kv_prefill_shard_seqlen = 32·8·8 / local KV heads: shard K/V when it fills 64 cores
@@ -54,69 +52,24 @@ FUSED_AG_MM_LINKS = 1  # TTTv1 all_gather_matmul num_links
 
 
 @dataclass(frozen=True)
-class Attention1DConfig(ResolvableConfig):
-    """Everything Attention1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
+class Attention1DConfig(AttentionConfig):
+    """Everything Attention1D decides: AttentionConfig's fields plus the 1D output projection (TTTv1's fused
+    all-gather matmul on T3K rings) and the sharded prefill cache fill; ``None`` fields are derived by the
+    ``default_*`` methods (TTTv1's choices)."""
 
-    wqkv: LazyWeight  # (dim, qkv_size) in TTTv1's fused per-device layout (tensor_utils.fuse_qkv), Q/K interleaved
-    wo: LazyWeight  # (n_heads * head_dim, dim): o_proj.weight.T
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    max_seq_len: int  # KV cache length per user (non-paged) and the largest position accepted
-    max_batch_size: int = 32
-    wqkv_bias: LazyWeight | None = None  # (qkv_size,) fused like wqkv (Qwen2)
-    q_norm_config: RMSNorm1DConfig | None = None  # per-head RMSNorm over head_dim (Qwen3), weight interleaved
-    k_norm_config: RMSNorm1DConfig | None = None
-    paged_attention_config: PagedAttentionConfig | None = None
-    scale: float | None = None
-    # mesh and CCL
-    mesh_device: Any = None
-    tt_ccl: Any = None
-    topology: ttnn.Topology | None = None
-    num_reduce_scatter_links: int = 1  # TTTv1 ModelArgs.num_reduce_scatter_links
+    # output projection (its layouts depend on the fused all-gather matmul)
     use_fused_all_gather_matmul: bool | None = None
-    # dtypes and compute kernels
-    wqkv_dtype: ttnn.DataType | None = None
-    wo_dtype: ttnn.DataType | None = None
-    kv_cache_dtype: ttnn.DataType | None = None
-    activation_dtype: ttnn.DataType | None = None  # None: bfloat16 QKV output, bfloat8_b SDPA input / WO output
-    li_qkv_decode_compute_kernel_config: Any = None
-    sdpa_decode_compute_kernel_config: Any = None
-    li_o_decode_compute_kernel_config: Any = None
-    li_qkv_prefill_compute_kernel_config: Any = None
-    sdpa_prefill_compute_kernel_config: Any = None
-    li_o_prefill_compute_kernel_config: Any = None
-    wqkv_memcfg: ttnn.MemoryConfig | None = None
     wo_memcfg: ttnn.MemoryConfig | None = None
-    # decode
-    decode_input_memcfg: ttnn.MemoryConfig | None = None
-    decode_xqkv_prg_config: Any = None
-    decode_create_qkv_heads_memcfg: ttnn.MemoryConfig | None = None
-    decode_sdpa_prg_config: Any = None
-    decode_scores_memcfg: ttnn.MemoryConfig | None = None
     decode_wo_prg_config: Any = None
     decode_all_gather_matmul_prg_config: Any = None
     decode_all_gather_matmul_memcfg: ttnn.MemoryConfig | None = None
-    decode_residual_memcfg: ttnn.MemoryConfig | None = None
-    # prefill
-    prefill_input_memcfg: ttnn.MemoryConfig | None = None
-    prefill_xqkv_prg_config: Callable[[int], Any] | None = None
-    prefill_sdpa_prg_config: Callable[[int, int | None], Any] | None = None
     prefill_wo_prg_config: Callable[[int], Any] | None = None
+    # prefill cache fill: K/V height-sharded from min_kv_prefill_shard_seqlen tokens on
     prefill_kv_memcfg: Callable[[int], ttnn.MemoryConfig] | None = None
     min_kv_prefill_shard_seqlen: int | None = None
 
-    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "wqkv_bias",
-            "q_norm_config",
-            "k_norm_config",
-            "paged_attention_config",
-            "topology",
-            "activation_dtype",
-            "decode_all_gather_matmul_prg_config",
-            "decode_all_gather_matmul_memcfg",
-        }
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = AttentionConfig.OPTIONAL_FIELDS | frozenset(
+        {"decode_all_gather_matmul_prg_config", "decode_all_gather_matmul_memcfg"}
     )
 
     def resolve(self):
@@ -125,38 +78,14 @@ class Attention1DConfig(ResolvableConfig):
 
     # --- derived sizes ---------------------------------------------------------------------------------------
     @property
-    def dim(self) -> int:
-        return self.wqkv.shape[-2]
-
-    @property
-    def qkv_size(self) -> int:
-        return self.head_dim * (self.n_heads + 2 * self.n_kv_heads)
-
-    @property
-    def num_devices(self) -> int:
-        return self.mesh_device.get_num_devices()
-
-    @property
     def head_groups(self) -> int:
-        """Device groups the heads split over: each device (Attention2D: each mesh row)."""
+        """Device groups the heads split over: each device."""
         return self.num_devices
 
     @property
-    def n_local_heads(self) -> int:
-        return self.n_heads // self.head_groups
-
-    @property
-    def n_local_kv_heads(self) -> int:
-        return self.n_kv_heads // self.head_groups
-
-    @property
     def decode_users(self) -> int:
-        """Users each device decodes (Attention2D: a mesh column's share)."""
+        """Users each device decodes: all of them."""
         return self.max_batch_size
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     @property
     def decode_input_core_grid(self) -> ttnn.CoreGrid:
@@ -164,61 +93,9 @@ class Attention1DConfig(ResolvableConfig):
         return pc.dram_shard_core_grid_for_k(self.dim)
 
     # --- defaults (TTTv1) ------------------------------------------------------------------------------------
-    def default_scale(self):
-        return self.head_dim**-0.5
-
-    def default_mesh_device(self):
-        return self.wqkv.device or ttnn.GetDefaultDevice()
-
-    def default_tt_ccl(self):
-        return ccl.get_tt_ccl(self.mesh_device)
-
-    def default_topology(self):
-        return ccl.default_topology(self.mesh_device)
-
-    def default_use_fused_all_gather_matmul(self):
-        # TTTv1 USE_FUSED_ALL_GATHER_MATMUL: 8 devices and (dim / 32 / 8) % 8 == 0; it all-gathers on a ring.
-        n = self.num_devices
-        return (
-            n == FUSED_AG_MM_DEVICES and (self.dim // TILE_SIZE // n) % n == 0 and self.topology == ttnn.Topology.Ring
-        )
-
-    def default_wqkv_dtype(self):
-        return ttnn.bfloat8_b
-
-    def default_wo_dtype(self):
-        return ttnn.bfloat8_b
-
-    def default_kv_cache_dtype(self):
-        return ttnn.bfloat8_b
-
-    def default_li_qkv_decode_compute_kernel_config(self):
-        return pc.compute_kernel_config("hifi2")
-
-    def default_sdpa_decode_compute_kernel_config(self):
-        return pc.compute_kernel_config("hifi2")
-
-    def default_li_o_decode_compute_kernel_config(self):
-        return pc.compute_kernel_config("hifi2")
-
-    def default_li_qkv_prefill_compute_kernel_config(self):
-        return pc.compute_kernel_config("hifi2")
-
-    def default_sdpa_prefill_compute_kernel_config(self):
-        return pc.compute_kernel_config("hifi4")
-
-    def default_li_o_prefill_compute_kernel_config(self):
-        return pc.compute_kernel_config("hifi2")
-
     def default_wqkv_memcfg(self):
         n = self.qkv_size // self.num_devices
         return pc.create_dram_sharded_mem_config(self.dim, n, self.mesh_device.dram_grid_size())
-
-    def default_wo_memcfg(self):
-        if self.use_fused_all_gather_matmul:
-            return ttnn.DRAM_MEMORY_CONFIG  # TTTv1: the fused all-gather matmul reads wo interleaved
-        k = self.n_heads * self.head_dim // self.num_devices
-        return pc.create_dram_sharded_mem_config(k, self.dim, self.mesh_device.dram_grid_size())
 
     def default_decode_input_memcfg(self):
         grid = self.decode_input_core_grid
@@ -228,14 +105,25 @@ class Attention1DConfig(ResolvableConfig):
         n = self.qkv_size // self.num_devices
         return pc.dram_matmul_config(self.tile_padded_batch_rows, self.dim, n, self.decode_input_core_grid.num_cores)
 
-    def default_decode_create_qkv_heads_memcfg(self):
-        return ttnn.L1_HEIGHT_SHARDED_MEMORY_CONFIG  # TTTv1 CREATE_QKV_DECODE_SHARD on Wormhole
+    def default_decode_residual_memcfg(self):
+        return pc.decode_residual_memcfg(self.dim, self.num_devices, self.tile_padded_batch_rows)
 
-    def default_decode_sdpa_prg_config(self):
-        return pc.sdpa_decode_config()
+    def default_prefill_xqkv_prg_config(self):
+        n = self.qkv_size // self.num_devices
+        return lru_cache(partial(pc.xqkv_prefill_config, n=n, dram_shard_grid_width=WORMHOLE_DRAM_SHARD_GRID_WIDTH))
 
-    def default_decode_scores_memcfg(self):
-        return pc.scores_memcfg(self.decode_users, self.n_local_heads, self.head_dim)
+    def default_use_fused_all_gather_matmul(self):
+        # TTTv1 USE_FUSED_ALL_GATHER_MATMUL: 8 devices and (dim / 32 / 8) % 8 == 0; it all-gathers on a ring.
+        n = self.num_devices
+        return (
+            n == FUSED_AG_MM_DEVICES and (self.dim // TILE_SIZE // n) % n == 0 and self.topology == ttnn.Topology.Ring
+        )
+
+    def default_wo_memcfg(self):
+        if self.use_fused_all_gather_matmul:
+            return ttnn.DRAM_MEMORY_CONFIG  # TTTv1: the fused all-gather matmul reads wo interleaved
+        k = self.n_heads * self.head_dim // self.num_devices
+        return pc.create_dram_sharded_mem_config(k, self.dim, self.mesh_device.dram_grid_size())
 
     def default_decode_wo_prg_config(self):
         # TTTv1 ATTN_OUTPUT_PROGCFG: "for some models n_heads * head_dim != dim"
@@ -269,24 +157,10 @@ class Attention1DConfig(ResolvableConfig):
         )
         return ttnn.MemoryConfig(ttnn.TensorMemoryLayout.WIDTH_SHARDED, ttnn.BufferType.L1, spec)
 
-    def default_decode_residual_memcfg(self):
-        return pc.decode_residual_memcfg(self.dim, self.num_devices, self.tile_padded_batch_rows)
-
-    def default_prefill_input_memcfg(self):
-        return ttnn.DRAM_MEMORY_CONFIG
-
-    def default_prefill_xqkv_prg_config(self):
-        config = partial(pc.xqkv_prefill_config, n=self.qkv_size // self.num_devices)
-        return lru_cache(partial(config, dram_shard_grid_width=WORMHOLE_DRAM_SHARD_GRID_WIDTH))
-
-    def default_prefill_sdpa_prg_config(self):
-        return lru_cache(pc.sdpa_prefill_config)
-
     def default_prefill_wo_prg_config(self):
         k = self.n_heads * self.head_dim // self.num_devices
         fused = self.use_fused_all_gather_matmul
-        # TTTv1 WO_PREFILL_PROGCFG: fused (column-split wo) N = 1024 when it is a multiple of dim / devices
-        n = pc.MAX_MM_SEQ_LEN if fused and pc.MAX_MM_SEQ_LEN % (self.dim // self.num_devices) == 0 else self.dim
+        n = pc.FUSED_WO_PREFILL_N if fused and pc.FUSED_WO_PREFILL_N % (self.dim // self.num_devices) == 0 else self.dim
         per_core_n = None if fused else math.ceil(n / (TILE_SIZE * WORMHOLE_DRAM_SHARD_GRID_WIDTH))
         grid = pc.find_prefill_grid(PREFILL_GRID_ROWS, k // TILE_SIZE)
 
@@ -305,60 +179,20 @@ class Attention1DConfig(ResolvableConfig):
         return TILE_SIZE * KV_SHARD_CORES // self.n_local_kv_heads
 
 
-class Attention1D(LightweightModule):
+class Attention1D(AttentionBase):
     """GQA attention on a 1D mesh. ``Attention1D(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len)``,
-    ``Attention1D.from_config(cfg)``, ``Attention1D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights)."""
+    ``Attention1D.from_config(cfg)``, ``Attention1D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights),
+    ``Attention1D.from_model_args(...)`` (a TTTv1 ModelArgs)."""
 
     def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
-        config = Attention1DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides)
-        self.__init_from_config(config)
+        self._init_from_config(Attention1DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides))
 
-    @classmethod
-    def from_config(cls, config: Attention1DConfig) -> "Attention1D":
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
-    @classmethod
-    def from_hf(cls, wq, wk, wv, wo, *, mesh_device, **kw) -> "Attention1D":
-        """From HF ``q_proj/k_proj/v_proj/o_proj.weight`` tensors; keywords as ``hf_attention_config`` (n_heads,
-        n_kv_heads, head_dim, max_seq_len, optional biases and q/k norms), the rest go to Attention1DConfig."""
-        groups = mesh_device.get_num_devices()  # TTTv1: one head group per device
-        return cls.from_config(
-            hf_attention_config(Attention1DConfig, groups, wq, wk, wv, wo, mesh_device=mesh_device, **kw)
-        )
-
-    @classmethod
-    def from_model_args(
-        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num, paged_attention_config=None
-    ) -> "Attention1D":
-        """Build from a TTTv1 ModelArgs (``attention_steps.model_args_config``) with its 1D CCL settings: topology,
-        and the fused all-gather matmul TTTv1 uses on rings. The module builds its own KV cache."""
-        if args.is_galaxy:
-            raise ValueError("Attention1D cannot be used on Galaxy (8x4 / 4x8) meshes; use Attention2D")
-        mc = args.model_config
-        ring = args.ccl_topology() == ttnn.Topology.Ring  # TTTv1 fuses the all-gather into the matmul on rings
-        config = model_args_config(
-            Attention1DConfig,
-            mesh_device,
-            args,
-            state_dict,
-            weight_cache_path,
-            layer_num,
-            mesh_device.get_num_devices(),  # TTTv1: one head group per device
-            paged_attention_config=paged_attention_config,
-            tt_ccl=tt_ccl,
-            topology=args.ccl_topology(),
-            use_fused_all_gather_matmul=mc["USE_FUSED_ALL_GATHER_MATMUL"] and ring,
-            decode_all_gather_matmul_prg_config=mc["ATTN_ALL_GATHER_MATMUL_PROGCFG"],
-            min_kv_prefill_shard_seqlen=int(args.min_kv_prefill_shard_seqlen),
-        )
-        return cls.from_config(config)
-
-    def __init_from_config(self, config: Attention1DConfig) -> None:
+    def _init_from_config(self, config: Attention1DConfig) -> None:
         shape = tuple((config.mesh_device or config.default_mesh_device()).shape)
-        if shape not in ONE_D_MESHES:
-            raise ValueError(f"Attention1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; use Attention2D on Galaxy")
+        if shape not in ccl.ONE_D_MESHES:
+            raise ValueError(
+                f"Attention1D runs on 1D meshes {ccl.ONE_D_MESHES}, not {shape}; use Attention2D on Galaxy"
+            )
         cfg = config.resolve()
         validate_attention_shapes(cfg)
         self.config = cfg
@@ -370,20 +204,18 @@ class Attention1D(LightweightModule):
         wo = resolve_lazy_weight(
             cfg.wo, dtype=cfg.wo_dtype, memory_config=cfg.wo_memcfg, mesh_mapping=MeshMapping.shard(wo_split), **common
         ).get_device_weight()
-        self.wo = ttnn.reshape(
-            wo, (1, 1, wo.shape[-2], wo.shape[-1])
-        )  # the fused all-gather matmul takes rank-4 weights
+        self.wo = ttnn.reshape(wo, (1, 1, wo.shape[-2], wo.shape[-1]))  # the fused all-gather matmul takes rank 4
         self.keys, self.values = allocate_kv_cache(cfg)
-        bind_attention_variants(self, cfg, MeshMapping.shard(-1))
+        self._bind_shared_variants(bias_mapping=MeshMapping.shard(-1), users_mapping=MeshMapping.replicate())
         single = cfg.num_devices == 1
         fused = cfg.use_fused_all_gather_matmul
         self._wo_decode = self._fused_all_gather_wo if fused else self._wo_then_reduce_scatter
-        self._gather_before_wo_prefill = self._all_gather_prefill if fused else _identity
-        reduce = partial(
-            ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
-        )
-        self._reduce_prefill = _identity if single or fused else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-        self._reduce_decode = _identity if single else reduce
+        self._gather_before_wo_prefill = self._all_gather_prefill if fused else identity
+        links = dict(topology=cfg.topology, num_links=cfg.num_reduce_scatter_links)
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        reduce_prefill = partial(ccl.reduce_scatter_residual, cfg.tt_ccl, memory_config=dram, **links)
+        self._reduce_prefill = identity if single or fused else reduce_prefill
+        self._reduce_decode = identity if single else partial(ccl.reduce_scatter_residual_in_place, cfg.tt_ccl, **links)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
@@ -444,13 +276,58 @@ class Attention1D(LightweightModule):
         ttnn.deallocate(attn)
         return self._reduce_prefill(ttnn.reshape(out, [1, 1, seq_len, -1]))
 
-    def forward(self, x, current_pos, rot_mats, user_id=0, mode="decode", page_table=None, **prefill_kwargs):
-        """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
-        if mode == "decode":
-            return self.decode_forward(x, current_pos, rot_mats, page_table)
-        return self.prefill_forward(x, x.shape[-2], rot_mats, user_id, page_table, **prefill_kwargs)
+    # --- factories -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Attention1DConfig) -> "Attention1D":
+        module = cls.__new__(cls)
+        module._init_from_config(config)
+        return module
 
-    # --- output projection variants (bound in __init__) ------------------------------------------------------
+    @classmethod
+    def from_hf(cls, wq, wk, wv, wo, *, mesh_device, **kw) -> "Attention1D":
+        """From HF ``q_proj/k_proj/v_proj/o_proj.weight`` tensors; keywords as ``hf_attention_config`` (n_heads,
+        n_kv_heads, head_dim, max_seq_len, optional biases and q/k norms), the rest go to Attention1DConfig."""
+        groups = mesh_device.get_num_devices()  # TTTv1: one head group per device
+        return cls.from_config(
+            hf_attention_config(Attention1DConfig, groups, wq, wk, wv, wo, mesh_device=mesh_device, **kw)
+        )
+
+    @classmethod
+    def from_model_args(
+        cls, mesh_device, tt_ccl, args, state_dict, weight_cache_path, layer_num, paged_attention_config=None
+    ) -> "Attention1D":
+        """Build from a TTTv1 ModelArgs (``attention_steps.model_args_config``) with its 1D CCL settings: topology,
+        and the fused all-gather matmul TTTv1 uses on rings. The module builds its own KV cache."""
+        if args.is_galaxy:
+            raise ValueError("Attention1D cannot be used on Galaxy (8x4 / 4x8) meshes; use Attention2D")
+        mc = args.model_config
+        ring = args.ccl_topology() == ttnn.Topology.Ring  # TTTv1 fuses the all-gather into the matmul on rings
+        config = model_args_config(
+            Attention1DConfig,
+            mesh_device,
+            args,
+            state_dict,
+            weight_cache_path,
+            layer_num,
+            mesh_device.get_num_devices(),  # TTTv1: one head group per device
+            paged_attention_config=paged_attention_config,
+            tt_ccl=tt_ccl,
+            topology=args.ccl_topology(),
+            use_fused_all_gather_matmul=mc["USE_FUSED_ALL_GATHER_MATMUL"] and ring,
+            decode_all_gather_matmul_prg_config=mc["ATTN_ALL_GATHER_MATMUL_PROGCFG"],
+            prefill_kv_memcfg=mc["KV_PREFILL_MEM_CFG"],
+            min_kv_prefill_shard_seqlen=int(args.min_kv_prefill_shard_seqlen),
+        )
+        return cls.from_config(config)
+
+    # --- steps and variants (bound in __init__) --------------------------------------------------------------
+    def _cache_fill(self, fill, cache, seq_len, user_id):
+        """TTTv1: K/V of long prefills go to the cache height-sharded over 64 cores (update_cache's L1 limits)."""
+        cfg = self.config
+        if seq_len < cfg.min_kv_prefill_shard_seqlen:  # runtime: depends on seq_len
+            return fill
+        return ttnn.interleaved_to_sharded(fill, cfg.prefill_kv_memcfg(seq_len))
+
     def _wo_then_reduce_scatter(self, attn):
         cfg = self.config
         out = ttnn.linear(
@@ -471,7 +348,7 @@ class Attention1D(LightweightModule):
             attn,
             self.wo,
             persistent_output_buffer=None,
-            dim=3,
+            dim=ccl.WIDTH_DIM,
             multi_device_global_semaphore=cfg.tt_ccl.get_and_cycle_ag_semaphore_handles(),
             all_gather_core_grid_offset=FUSED_AG_MM_CORE_OFFSET,
             barrier_semaphore=cfg.tt_ccl.get_and_cycle_barrier_semaphore_handle(),
@@ -492,14 +369,10 @@ class Attention1D(LightweightModule):
         out = ccl.all_gather(
             cfg.tt_ccl,
             attn,
-            dim=3,
+            dim=ccl.WIDTH_DIM,
             memory_config=ttnn.DRAM_MEMORY_CONFIG,
             topology=cfg.topology,
             num_links=FUSED_AG_MM_LINKS,
         )
         ttnn.deallocate(attn)
         return out
-
-
-def _identity(x):
-    return x

@@ -27,23 +27,21 @@ them: QKV_OUT_GATHERED_MEMCFG, CREATE_HEAD_INPUT_MEMCFG, GATHER_USERS_MEMCFG).
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import ttnn
 
 from models.common import tensor_utils
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
-from models.common.modules.attention.attention_1d import (
-    PREFILL_GRID_ROWS,
-    WORMHOLE_DRAM_SHARD_GRID_WIDTH,
-    Attention1DConfig,
-)
+from models.common.modules.attention.attention_1d import PREFILL_GRID_ROWS, WORMHOLE_DRAM_SHARD_GRID_WIDTH
 from models.common.modules.attention.attention_steps import (
+    AttentionBase,
+    AttentionConfig,
     allocate_kv_cache,
-    bind_attention_variants,
     check_head_split,
     column_masks,
     fill_on_serving_column,
@@ -52,15 +50,11 @@ from models.common.modules.attention.attention_steps import (
     validate_attention_shapes,
 )
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
-from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D, RMSNorm2DConfig
 from models.common.modules.rope.rope_2d import users_per_column
+from models.common.tensor_utils import TILE_SIZE
 
-TWO_D_MESHES = ((8, 4), (4, 8))
-ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
-GALAXY_ALL_GATHER_LINKS = 2  # TTTv1 ModelArgs.num_all_gather_links on Galaxy
 TTTV1_GALAXY_MESH = (8, 4)  # TTTv1's TG model_config hard-codes 8 mesh rows and 4 columns
-INPUT_GRID_MAX_ROWS = 4  # TTTv1 SHARDED_ATTN_INPUT_MEMCFG on Galaxy: lm_head_core_grid, at most 4 rows of 8 cores
-CORES_PER_ROW = 8  # TTTv1: the decode input grid and XQKV_DECODE_PROGCFG grid are 8 cores wide
 OUT_SUBBLOCK_W = 1  # TTTv1 matmul_config on Galaxy: out_subblock_w = 1 (TG hang workaround)
 USER_SELECTION_CORE_GRID = ttnn.CoreGrid(y=4, x=8)  # TTTv1 TG decode: the user-selection matmul's core grid
 # user-indexed decode inputs (current_pos [users], a paged page_table [users, blocks]): rows split over the columns
@@ -69,19 +63,27 @@ SELECTION_DTYPE = ttnn.bfloat4_b  # TTTv1 TG slice_mat / user_selection_matrix: 
 
 
 @dataclass(frozen=True)
-class Attention2DConfig(Attention1DConfig):
-    """Attention1DConfig's fields with Galaxy defaults; heads are split over mesh rows."""
+class Attention2DConfig(AttentionConfig):
+    """Everything Attention2D decides: AttentionConfig's fields plus the Galaxy CCL settings and output
+    projection; heads are split over mesh rows, decode users over mesh columns. ``None`` fields are derived by the
+    ``default_*`` methods (TTTv1's Galaxy choices)."""
 
-    num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
+    num_all_gather_links: int = ccl.GALAXY_ALL_GATHER_LINKS
     ccl_dtype: ttnn.DataType | None = None
+    q_norm_config: RMSNorm2DConfig | None = None  # per-head RMSNorm2D (RMSNorm2DConfig.per_head), weight interleaved
+    k_norm_config: RMSNorm2DConfig | None = None
+    wo_memcfg: ttnn.MemoryConfig | None = None
+    decode_wo_prg_config: Any = None  # None: ttnn picks (TTTv1 ATTN_OUTPUT_PROGCFG on Galaxy)
+    prefill_wo_prg_config: Callable[[int], Any] | None = None
 
-    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = Attention1DConfig.OPTIONAL_FIELDS | frozenset({"decode_wo_prg_config"})
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = AttentionConfig.OPTIONAL_FIELDS | frozenset({"decode_wo_prg_config"})
+    NORM_CONFIG: ClassVar[type] = RMSNorm2DConfig
 
     def resolve(self):
         rows, cols = tuple((self.mesh_device or self.default_mesh_device()).shape)
         check_head_split(self, rows)
         users_per_column(self.max_batch_size, cols)
-        return super(Attention1DConfig, self).resolve()
+        return super().resolve()
 
     @property
     def head_groups(self) -> int:
@@ -101,17 +103,10 @@ class Attention2DConfig(Attention1DConfig):
     def decode_input_core_grid(self) -> ttnn.CoreGrid:
         """TTTv1's Galaxy attention input grid (its lm_head_core_grid): the most rows (<= 4) of 8 cores over which
         this device's dim / columns splits into whole tiles; when none does, the 1D grid (find_grid)."""
-        width = self.dim // self.mesh_cols
-        for rows in range(INPUT_GRID_MAX_ROWS, 0, -1):
-            if width % (pc.TILE * CORES_PER_ROW * rows) == 0:
-                return ttnn.CoreGrid(y=rows, x=CORES_PER_ROW)
-        return pc.dram_shard_core_grid_for_k(width)
+        return pc.galaxy_decode_grid(self.dim // self.mesh_cols)
 
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
-
-    def default_use_fused_all_gather_matmul(self):
-        return False  # TTTv1: the fused all-gather matmul is T3K-only
 
     def default_wqkv_memcfg(self):
         return ttnn.DRAM_MEMORY_CONFIG  # TTTv1 TG: DRAM interleaved
@@ -131,28 +126,22 @@ class Attention2DConfig(Attention1DConfig):
         input grid's rows (5 rows and in0_block_w 2 for Llama 70B/90B); here the rows are those that hold every
         output tile and in0_block_w is the input shard width in tiles, which gives TTTv1's values for every Llama
         size."""
-        n_tiles = self.qkv_size // self.head_groups // pc.TILE
-        rows = max(self.decode_input_core_grid.y, math.ceil(n_tiles / CORES_PER_ROW))
+        n_tiles = self.qkv_size // self.head_groups // TILE_SIZE
+        rows = max(self.decode_input_core_grid.y, math.ceil(n_tiles / pc.CORES_PER_ROW))
         return ttnn.MatmulMultiCoreReuseMultiCast1DProgramConfig(
-            compute_with_storage_grid_size=(CORES_PER_ROW, rows),
-            in0_block_w=self.dim // self.mesh_cols // self.decode_input_core_grid.num_cores // pc.TILE,
+            compute_with_storage_grid_size=(pc.CORES_PER_ROW, rows),
+            in0_block_w=self.dim // self.mesh_cols // self.decode_input_core_grid.num_cores // TILE_SIZE,
             out_subblock_h=1,
             out_subblock_w=1,
-            per_core_M=self.tile_padded_batch_rows // pc.TILE,
+            per_core_M=self.tile_padded_batch_rows // TILE_SIZE,
             per_core_N=1,
             fuse_batch=True,
             fused_activation=None,
             mcast_in0=True,
         )
 
-    def default_decode_wo_prg_config(self):
-        return None  # TTTv1 ATTN_OUTPUT_PROGCFG on Galaxy: ttnn picks
-
     def default_decode_residual_memcfg(self):
         return ttnn.L1_MEMORY_CONFIG  # TTTv1 DECODE_RESIDUAL_MEMCFG on Galaxy
-
-    def default_min_kv_prefill_shard_seqlen(self):
-        return self.max_seq_len + 1  # TTTv1 TG fills the cache from interleaved K/V: never shard
 
     def default_prefill_xqkv_prg_config(self):
         # TTTv1 XQKV_PREFILL_PROGCFG sizes N as qkv_size / mesh columns: on 8x4 that over-covers this device's
@@ -163,7 +152,7 @@ class Attention2DConfig(Attention1DConfig):
     def default_prefill_wo_prg_config(self):
         # TTTv1 WO_PREFILL_PROGCFG (Galaxy): K = local heads, N = dim / columns, in0_block_w 1, out_subblock_w 1
         k, n = self.n_heads * self.head_dim // self.head_groups, self.dim // self.mesh_cols
-        grid = pc.find_prefill_grid(PREFILL_GRID_ROWS, k // pc.TILE)
+        grid = pc.find_prefill_grid(PREFILL_GRID_ROWS, k // TILE_SIZE)
 
         @lru_cache
         def for_seq_len(seq_len: int):
@@ -173,18 +162,119 @@ class Attention2DConfig(Attention1DConfig):
         return for_seq_len
 
 
-class Attention2D(LightweightModule):
+class Attention2D(AttentionBase):
     """GQA attention on a Galaxy mesh. ``Attention2D(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len)``,
     ``Attention2D.from_config(cfg)``, ``Attention2D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights),
     ``Attention2D.from_model_args(...)`` (a TTTv1 ModelArgs on 8x4)."""
 
-    def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
-        self.__init_from_config(Attention2DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides))
+    HEAD_NORM = RMSNorm2D  # the q/k norms (RMSNorm2DConfig.per_head)
 
+    def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
+        self._init_from_config(Attention2DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides))
+
+    def _init_from_config(self, config: Attention2DConfig) -> None:
+        shape = tuple((config.mesh_device or config.default_mesh_device()).shape)
+        if shape not in ccl.TWO_D_MESHES:
+            raise ValueError(f"Attention2D runs on Galaxy meshes {ccl.TWO_D_MESHES}, not {shape}; use Attention1D")
+        cfg = config.resolve()
+        validate_attention_shapes(cfg)
+        self.config = cfg
+        common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
+        # rows split the fused heads (qkv columns), columns split dim (K); wo: rows split heads (K), columns dim (N)
+        self.wqkv = resolve_lazy_weight(
+            cfg.wqkv,
+            dtype=cfg.wqkv_dtype,
+            memory_config=cfg.wqkv_memcfg,
+            mesh_mapping=MeshMapping.shard_2d(-1, -2),
+            **common,
+        ).get_device_weight()
+        self.wo = resolve_lazy_weight(
+            cfg.wo, dtype=cfg.wo_dtype, memory_config=cfg.wo_memcfg, mesh_mapping=MeshMapping.shard_2d(-2, -1), **common
+        ).get_device_weight()
+        self.keys, self.values = allocate_kv_cache(cfg)
+        # a single user is decoded by column 0 (the others run on zero rows), with its position on every device
+        users_mapping = USERS_OVER_COLUMNS if cfg.max_batch_size > 1 else MeshMapping.replicate()
+        self._bind_shared_variants(bias_mapping=MeshMapping.shard_2d(-1, None), users_mapping=users_mapping)
+        self._column_masks = column_masks(cfg.mesh_device, cfg.mesh_cols)
+        self._user_slice, self._user_gather = _user_selection(cfg)
+        self._input_mapping = MeshMapping.shard_2d(None, -1)
+        self._all_reduce = partial(
+            ccl.all_reduce,
+            cfg.tt_ccl,
+            topology=cfg.topology,
+            num_reduce_scatter_links=cfg.num_reduce_scatter_links,
+            num_all_gather_links=cfg.num_all_gather_links,
+        )
+
+    # --- forwards --------------------------------------------------------------------------------------------
+    def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
+        """x: [1, 1, 32, dim / mesh columns] per device in ``decode_input_memcfg`` (consumed); current_pos: one
+        position per user (host sequence), or the device tensor split as ``users_mapping``; rot_mats:
+        Rope2D.decode_forward's. Returns [1, 1, 32, dim / mesh columns] per device in ``decode_residual_memcfg``."""
+        cfg = self.config
+        current_pos = self._decode_positions(current_pos)
+        self._check_decode_page_table(page_table)
+        x = self._load(x, cfg.decode_input_memcfg)
+        sharded = ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG
+        pc_qkv, fidelity = cfg.decode_xqkv_prg_config, cfg.li_qkv_decode_compute_kernel_config
+        xqkv = self._linear(x, self.wqkv, pc_qkv, fidelity, cfg.ccl_dtype, sharded)
+        xqkv = self._add_decode_bias(
+            self._all_reduce(xqkv, cluster_axis=ccl.COL_AXIS, memory_config=ttnn.L1_MEMORY_CONFIG)
+        )
+        # this column's users, in bfloat16 (create heads needs it)
+        own = ttnn.matmul(self._user_slice, xqkv, dtype=ttnn.bfloat16, memory_config=ttnn.L1_MEMORY_CONFIG)
+        ttnn.deallocate(xqkv)
+        attn = self._attend_decode(own, current_pos, rot_mats, page_table)
+        attn = ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG)
+        gathered = ccl.all_gather(  # every column's users, one tile of rows each
+            cfg.tt_ccl,
+            attn,
+            dim=ccl.ROWS_DIM,
+            cluster_axis=ccl.COL_AXIS,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+            topology=cfg.topology,
+            num_links=cfg.num_all_gather_links,
+        )
+        ttnn.deallocate(attn)
+        attn = ttnn.matmul(
+            self._user_gather,
+            gathered,
+            core_grid=USER_SELECTION_CORE_GRID,
+            dtype=ttnn.bfloat16,
+            memory_config=ttnn.L1_MEMORY_CONFIG,
+        )
+        ttnn.deallocate(gathered)
+        out = self._linear(
+            attn, self.wo, cfg.decode_wo_prg_config, cfg.li_o_decode_compute_kernel_config, cfg.ccl_dtype
+        )
+        return self._all_reduce(out, cluster_axis=ccl.ROW_AXIS, memory_config=cfg.decode_residual_memcfg)
+
+    def prefill_forward(
+        self, x, seq_len, rot_mats, user_id=0, page_table=None, chunk_page_table=None, chunk_start_idx=None
+    ) -> ttnn.Tensor:
+        """x: [1, 1, seq_len, dim / mesh columns] per device in DRAM (consumed). Returns the same layout."""
+        cfg = self.config
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        self._check_prefill(seq_len, user_id, page_table, chunk_page_table, chunk_start_idx)
+        x = self._load(x, cfg.prefill_input_memcfg)
+        rows = min(seq_len, pc.MAX_QKV_MM_SEQ_LEN)  # runtime: long prefills run the matmul in 2048-row chunks
+        x = ttnn.reshape(x, [1, seq_len // rows, rows, -1])
+        pc_qkv = cfg.prefill_xqkv_prg_config(seq_len)
+        xqkv = self._linear(x, self.wqkv, pc_qkv, cfg.li_qkv_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
+        xqkv = ttnn.reshape(self._all_reduce(xqkv, cluster_axis=ccl.COL_AXIS, memory_config=dram), [1, 1, seq_len, -1])
+        xqkv = self._add_prefill_bias(ttnn.typecast(xqkv, self._qkv_dtype))
+        attn = self._attend_prefill(xqkv, seq_len, rot_mats, user_id, page_table, chunk_page_table, chunk_start_idx)
+        rows = min(seq_len, pc.MAX_MM_SEQ_LEN)  # runtime: the WO matmul runs in 1024-row chunks
+        attn = ttnn.reshape(attn, [1, seq_len // rows, rows, -1])
+        pc_wo = cfg.prefill_wo_prg_config(seq_len)
+        out = self._linear(attn, self.wo, pc_wo, cfg.li_o_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
+        return self._all_reduce(ttnn.reshape(out, [1, 1, seq_len, -1]), cluster_axis=ccl.ROW_AXIS, memory_config=dram)
+
+    # --- factories -------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: Attention2DConfig) -> "Attention2D":
         module = cls.__new__(cls)
-        module.__init_from_config(config)
+        module._init_from_config(config)
         return module
 
     @classmethod
@@ -224,117 +314,11 @@ class Attention2D(LightweightModule):
         )
         return cls.from_config(config)
 
-    def __init_from_config(self, config: Attention2DConfig) -> None:
-        shape = tuple((config.mesh_device or config.default_mesh_device()).shape)
-        if shape not in TWO_D_MESHES:
-            raise ValueError(f"Attention2D runs on Galaxy meshes {TWO_D_MESHES}, not {shape}; use Attention1D")
-        cfg = config.resolve()
-        validate_attention_shapes(cfg)
-        self.config = cfg
-        common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
-        # rows split the fused heads (qkv columns), columns split dim (K); wo: rows split heads (K), columns dim (N)
-        self.wqkv = resolve_lazy_weight(
-            cfg.wqkv,
-            dtype=cfg.wqkv_dtype,
-            memory_config=cfg.wqkv_memcfg,
-            mesh_mapping=MeshMapping.shard_2d(-1, -2),
-            **common,
-        ).get_device_weight()
-        self.wo = resolve_lazy_weight(
-            cfg.wo, dtype=cfg.wo_dtype, memory_config=cfg.wo_memcfg, mesh_mapping=MeshMapping.shard_2d(-2, -1), **common
-        ).get_device_weight()
-        self.keys, self.values = allocate_kv_cache(cfg)
-        # a single user is decoded by column 0 (the others run on zero rows), with its position on every device
-        users_mapping = USERS_OVER_COLUMNS if cfg.max_batch_size > 1 else MeshMapping.replicate()
-        bind_attention_variants(
-            self,
-            cfg,
-            MeshMapping.shard_2d(-1, None),
-            make_norm=_rmsnorm_2d,
-            users_mapping=users_mapping,
-            serving_devices_only=partial(
-                fill_on_serving_column, users=cfg.decode_users, masks=column_masks(cfg.mesh_device, cfg.mesh_cols)
-            ),
-        )
-        self._user_slice, self._user_gather = _user_selection(cfg)
-        self._input_mapping = MeshMapping.shard_2d(None, -1)
-        self._all_reduce = partial(
-            ccl.all_reduce,
-            cfg.tt_ccl,
-            topology=cfg.topology,
-            num_reduce_scatter_links=cfg.num_reduce_scatter_links,
-            num_all_gather_links=cfg.num_all_gather_links,
-        )
-
-    # --- forwards --------------------------------------------------------------------------------------------
-    def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
-        """x: [1, 1, 32, dim / mesh columns] per device in ``decode_input_memcfg`` (consumed); current_pos: one
-        position per user (host sequence), or the device tensor split as ``users_mapping``; rot_mats:
-        Rope2D.decode_forward's. Returns [1, 1, 32, dim / mesh columns] per device in ``decode_residual_memcfg``."""
-        cfg = self.config
-        current_pos = self._decode_positions(current_pos)
-        self._check_decode_page_table(page_table)
-        x = self._load(x, cfg.decode_input_memcfg)
-        sharded = ttnn.L1_WIDTH_SHARDED_MEMORY_CONFIG
-        pc_qkv, fidelity = cfg.decode_xqkv_prg_config, cfg.li_qkv_decode_compute_kernel_config
-        xqkv = self._linear(x, self.wqkv, pc_qkv, fidelity, cfg.ccl_dtype, sharded)
-        xqkv = self._add_decode_bias(self._all_reduce(xqkv, cluster_axis=COL_AXIS, memory_config=ttnn.L1_MEMORY_CONFIG))
-        # this column's users, in bfloat16 (create heads needs it)
-        own = ttnn.matmul(self._user_slice, xqkv, dtype=ttnn.bfloat16, memory_config=ttnn.L1_MEMORY_CONFIG)
-        ttnn.deallocate(xqkv)
-        attn = self._attend_decode(own, current_pos, rot_mats, page_table)
-        attn = ttnn.to_memory_config(attn, ttnn.L1_MEMORY_CONFIG)
-        gathered = ccl.all_gather(  # every column's users, one tile of rows each
-            cfg.tt_ccl,
-            attn,
-            dim=2,
-            cluster_axis=COL_AXIS,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
-            topology=cfg.topology,
-            num_links=cfg.num_all_gather_links,
-        )
-        ttnn.deallocate(attn)
-        attn = ttnn.matmul(
-            self._user_gather,
-            gathered,
-            core_grid=USER_SELECTION_CORE_GRID,
-            dtype=ttnn.bfloat16,
-            memory_config=ttnn.L1_MEMORY_CONFIG,
-        )
-        ttnn.deallocate(gathered)
-        out = self._linear(
-            attn, self.wo, cfg.decode_wo_prg_config, cfg.li_o_decode_compute_kernel_config, cfg.ccl_dtype
-        )
-        return self._all_reduce(out, cluster_axis=ROW_AXIS, memory_config=cfg.decode_residual_memcfg)
-
-    def prefill_forward(
-        self, x, seq_len, rot_mats, user_id=0, page_table=None, chunk_page_table=None, chunk_start_idx=None
-    ) -> ttnn.Tensor:
-        """x: [1, 1, seq_len, dim / mesh columns] per device in DRAM (consumed). Returns the same layout."""
-        cfg = self.config
-        dram = ttnn.DRAM_MEMORY_CONFIG
-        self._check_prefill(seq_len, user_id, page_table, chunk_page_table, chunk_start_idx)
-        x = self._load(x, cfg.prefill_input_memcfg)
-        rows = min(seq_len, pc.MAX_QKV_MM_SEQ_LEN)  # runtime: long prefills run the matmul in 2048-row chunks
-        x = ttnn.reshape(x, [1, seq_len // rows, rows, -1])
-        pc_qkv = cfg.prefill_xqkv_prg_config(seq_len)
-        xqkv = self._linear(x, self.wqkv, pc_qkv, cfg.li_qkv_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
-        xqkv = ttnn.reshape(self._all_reduce(xqkv, cluster_axis=COL_AXIS, memory_config=dram), [1, 1, seq_len, -1])
-        xqkv = self._add_prefill_bias(ttnn.typecast(xqkv, self._qkv_dtype))
-        attn = self._attend_prefill(xqkv, seq_len, rot_mats, user_id, page_table, chunk_page_table, chunk_start_idx)
-        rows = min(seq_len, pc.MAX_MM_SEQ_LEN)  # runtime: the WO matmul runs in 1024-row chunks
-        attn = ttnn.reshape(attn, [1, seq_len // rows, rows, -1])
-        pc_wo = cfg.prefill_wo_prg_config(seq_len)
-        out = self._linear(attn, self.wo, pc_wo, cfg.li_o_prefill_compute_kernel_config, cfg.ccl_dtype, dram)
-        return self._all_reduce(ttnn.reshape(out, [1, 1, seq_len, -1]), cluster_axis=ROW_AXIS, memory_config=dram)
-
-    def forward(self, x, current_pos, rot_mats, user_id=0, mode="decode", page_table=None, **prefill_kwargs):
-        """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
-        if mode == "decode":
-            return self.decode_forward(x, current_pos, rot_mats, page_table)
-        return self.prefill_forward(x, x.shape[-2], rot_mats, user_id, page_table, **prefill_kwargs)
-
     # --- steps -----------------------------------------------------------------------------------------------
+    def _cache_fill(self, fill, cache, seq_len, user_id):
+        """Only the mesh column that decodes ``user_id`` takes the prefill's K / V (``fill_on_serving_column``)."""
+        return fill_on_serving_column(fill, cache, user_id, self.config.decode_users, self._column_masks)
+
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
             x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
@@ -366,26 +350,3 @@ def _user_selection(cfg):
         tensor_utils.user_gather_matrix(cols, users), mesh_mapper=ttnn.ReplicateTensorToMesh(mesh), **selection
     )
     return user_slice, user_gather
-
-
-def _rmsnorm_2d(cfg, norm_cfg):
-    """(decode, prefill) per-head RMSNorm over head_dim with a replicated gamma (RMSNorm1D is 1D-only)."""
-    weight = norm_cfg.weight.host_tensor
-    gamma = LazyWeight(
-        lambda: weight().reshape(1, 1, -1, pc.TILE),  # rms_norm takes gamma as ROW_MAJOR [1, 1, dim / 32, 32]
-        dtype=ttnn.bfloat16,
-        layout=ttnn.ROW_MAJOR_LAYOUT,
-        memory_config=ttnn.DRAM_MEMORY_CONFIG,
-        mesh_mapping=MeshMapping.replicate(),
-        device=cfg.mesh_device,
-    ).get_device_weight()
-    compute = norm_cfg.compute_kernel_config or pc.rmsnorm_compute_kernel_config()
-    norm = partial(ttnn.rms_norm, epsilon=norm_cfg.eps, weight=gamma, compute_kernel_config=compute)
-    decode = partial(_rms_norm_resharded, norm)
-    return decode, partial(norm, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-
-
-def _rms_norm_resharded(norm, x):
-    memory_config = x.memory_config()
-    out = norm(ttnn.to_memory_config(x, ttnn.L1_MEMORY_CONFIG), memory_config=ttnn.L1_MEMORY_CONFIG)
-    return ttnn.to_memory_config(out, memory_config)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""MLP1D: the SwiGLU feed-forward block on 1D meshes (1x1 N150, 1x2 N300, 1x8 T3K).
+"""MLP1D: the SwiGLU feed-forward block on 1D meshes (1x1 N150, 1x2 N300, 1x4 N150x4,
+1x8 T3K).
 
     MLP(x) = w2( act(x @ w1) * (x @ w3) )      w1 = gate_proj.T, w3 = up_proj.T, w2 = down_proj.T (HF names)
 
@@ -26,11 +27,10 @@ import ttnn
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
-from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.lightweight_module import LightweightModule, identity
 from models.common.modules.module_config import ResolvableConfig
 from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim, pad_dim_to_size
 
-ONE_D_MESHES = ((1, 1), (1, 2), (1, 8), (1, 4), (2, 4))
 WORMHOLE_PREFILL_LEN_CUTOFF = 1024  # TTTv1: "512 if Blackhole, 1024 if Wormhole" rows per prefill matmul
 BLACKHOLE_PREFILL_LEN_CUTOFF = 512
 # TTTv1 ModelArgs forces the cutoff to 512 for Llama-3.1-8B / Llama-3.2-11B / Mistral-7B (dim 4096) on N150 and
@@ -157,7 +157,7 @@ def swiglu_model_args(args, state_dict, weight_cache_path, layer_num: int, state
 class MLP1DConfig(SwiGLUConfig):
     """Everything MLP1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
 
-    max_batch_size: int = 32
+    max_batch_size: int = pc.MAX_DECODE_BATCH
     linear_dtype: ttnn.DataType | None = None  # None: bfloat16 (TTTv1), or activation_dtype if given
     w1_w3_memcfg: ttnn.MemoryConfig | None = None
     w2_memcfg: ttnn.MemoryConfig | None = None
@@ -270,17 +270,11 @@ class MLP1D(LightweightModule):
     def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
         self.__init_from_config(MLP1DConfig(w1=w1, w2=w2, w3=w3, **overrides))
 
-    @classmethod
-    def from_config(cls, config: MLP1DConfig) -> "MLP1D":
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
     def __init_from_config(self, config: MLP1DConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
-        if shape not in ONE_D_MESHES:
-            raise ValueError(f"MLP1D runs on 1D meshes {ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
+        if shape not in ccl.ONE_D_MESHES:
+            raise ValueError(f"MLP1D runs on 1D meshes {ccl.ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
         w1_w3 = dict(dtype=cfg.w1_w3_dtype, memory_config=cfg.w1_w3_memcfg, mesh_mapping=MeshMapping.shard(-1))
         w2 = dict(dtype=cfg.w2_dtype, memory_config=cfg.w2_memcfg, mesh_mapping=MeshMapping.shard(-2))
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
@@ -298,11 +292,12 @@ class MLP1D(LightweightModule):
                 raise ValueError(f"MLP1D {name} has (padded) shape {got}, expected {shape_expected}")
         self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
         single = cfg.num_devices == 1
-        reduce = partial(
-            ccl.reduce_scatter_residual, cfg.tt_ccl, topology=cfg.topology, num_links=cfg.num_reduce_scatter_links
+        links = dict(topology=cfg.topology, num_links=cfg.num_reduce_scatter_links)
+        dram = ttnn.DRAM_MEMORY_CONFIG
+        self._reduce_decode = identity if single else partial(ccl.reduce_scatter_residual_in_place, cfg.tt_ccl, **links)
+        self._reduce_prefill = (
+            identity if single else partial(ccl.reduce_scatter_residual, cfg.tt_ccl, memory_config=dram, **links)
         )
-        self._reduce_decode = _identity if single else reduce
-        self._reduce_prefill = _identity if single else partial(reduce, memory_config=ttnn.DRAM_MEMORY_CONFIG)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -342,7 +337,13 @@ class MLP1D(LightweightModule):
         """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
-    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
+    # --- factories -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: MLP1DConfig) -> "MLP1D":
+        module = cls.__new__(cls)
+        module.__init_from_config(config)
+        return module
+
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "MLP1D":
         """TTTv1's MLP from a ModelArgs; takes MLP1DConfig.from_model_args's arguments (mesh_device, tt_ccl, args,
@@ -378,7 +379,3 @@ def swiglu_gate(w1_out, w3_out, activation, dtype):
     ttnn.deallocate(w1_out)
     ttnn.deallocate(w3_out)
     return out
-
-
-def _identity(x):
-    return x

@@ -24,10 +24,6 @@ from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_inpu
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.modules.mlp.mlp_1d import SwiGLUConfig, swiglu_gate, swiglu_model_args
 
-TWO_D_MESHES = ((8, 4), (4, 8))
-ROW_AXIS, COL_AXIS = 0, 1  # cluster axes: 0 = mesh rows, 1 = mesh columns
-# TTTv1 TG all-gathers over columns with 2 links (num_all_gather_links = 2 on Galaxy).
-GALAXY_ALL_GATHER_LINKS = 2
 TG_DECODE_PROGCFG_MIN_DIM = 4096  # TTTv1 mlp.py: FF1_3_TG_PROGCFG / FF2_TG_PROGCFG from dim 4096 on, ttnn picks below
 
 
@@ -35,7 +31,7 @@ TG_DECODE_PROGCFG_MIN_DIM = 4096  # TTTv1 mlp.py: FF1_3_TG_PROGCFG / FF2_TG_PROG
 class MLP2DConfig(SwiGLUConfig):
     """Everything MLP2D decides; ``None`` fields are derived by the ``default_*`` methods (here and in SwiGLUConfig)."""
 
-    num_all_gather_links: int = GALAXY_ALL_GATHER_LINKS
+    num_all_gather_links: int = ccl.GALAXY_ALL_GATHER_LINKS
     ccl_dtype: ttnn.DataType | None = None
     # decode (program configs None: ttnn picks, as upstream MLP2D; from_model_args gives TTTv1's from dim 4096)
     decode_input_memcfg: ttnn.MemoryConfig | None = None
@@ -97,17 +93,11 @@ class MLP2D(LightweightModule):
     def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
         self.__init_from_config(MLP2DConfig(w1=w1, w2=w2, w3=w3, **overrides))
 
-    @classmethod
-    def from_config(cls, config: MLP2DConfig) -> "MLP2D":
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
     def __init_from_config(self, config: MLP2DConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
-        if shape not in TWO_D_MESHES:
-            raise ValueError(f"MLP2D runs on Galaxy meshes {TWO_D_MESHES}, not {shape}; use MLP1D on 1D meshes")
+        if shape not in ccl.TWO_D_MESHES:
+            raise ValueError(f"MLP2D runs on Galaxy meshes {ccl.TWO_D_MESHES}, not {shape}; use MLP1D on 1D meshes")
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
         w1_w3 = dict(dtype=cfg.w1_w3_dtype, mesh_mapping=MeshMapping.shard_2d(-1, -2), **common)
         self.config = cfg
@@ -149,7 +139,13 @@ class MLP2D(LightweightModule):
         """TTTv1-style entry point: ``mode`` is "decode" or "prefill"."""
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
-    # --- TTTv1 bridge ----------------------------------------------------------------------------------------
+    # --- factories -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: MLP2DConfig) -> "MLP2D":
+        module = cls.__new__(cls)
+        module.__init_from_config(config)
+        return module
+
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "MLP2D":
         """TTTv1's Galaxy MLP from a ModelArgs; takes MLP2DConfig.from_model_args's arguments (mesh_device, tt_ccl,
@@ -169,10 +165,10 @@ class MLP2D(LightweightModule):
         w1_out = self._linear(x, self.w1, program_config, kernel, cfg.ccl_dtype, memory_config)
         w3_out = self._linear(x, self.w3, program_config, kernel, cfg.ccl_dtype, memory_config)
         ttnn.deallocate(x)
-        w1_out = self._reduce_scatter(w1_out, COL_AXIS, memory_config)
-        w3_out = self._reduce_scatter(w3_out, COL_AXIS, memory_config)
+        w1_out = self._reduce_scatter(w1_out, ccl.COL_AXIS, memory_config)
+        w3_out = self._reduce_scatter(w3_out, ccl.COL_AXIS, memory_config)
         gated = swiglu_gate(w1_out, w3_out, cfg.activation, cfg.mul_dtype)
-        return self._all_gather(gated, COL_AXIS, memory_config)
+        return self._all_gather(gated, ccl.COL_AXIS, memory_config)
 
     def _linear(self, x, weight, program_config, compute_kernel_config, dtype, memory_config=None):
         return ttnn.linear(
@@ -195,7 +191,7 @@ class MLP2D(LightweightModule):
         out = op(
             self.config.tt_ccl,
             x,
-            dim=3,
+            dim=ccl.WIDTH_DIM,
             memory_config=memory_config,
             topology=ttnn.Topology.Linear,
             num_links=num_links,
@@ -210,7 +206,7 @@ class MLP2D(LightweightModule):
         return ccl.all_reduce(
             cfg.tt_ccl,
             x,
-            cluster_axis=ROW_AXIS,
+            cluster_axis=ccl.ROW_AXIS,
             memory_config=memory_config,
             topology=ttnn.Topology.Linear,
             num_reduce_scatter_links=cfg.num_reduce_scatter_links,

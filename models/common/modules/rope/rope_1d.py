@@ -39,7 +39,7 @@ class Rope1DConfig(ResolvableConfig):
     max_seq_len: int  # rows of the cos / sin tables: every position must be below it
     theta: float  # HF rope_theta
     scaling: Llama3RopeScaling | None = None
-    max_batch_size: int = 32
+    max_batch_size: int = pc.MAX_DECODE_BATCH
     mesh_device: Any = None
     decode_user_cores: Any = None  # CoreRangeSet with one core per user (rows of the compute grid)
 

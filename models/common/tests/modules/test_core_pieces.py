@@ -90,3 +90,31 @@ def test_default_topology_and_semaphore_cycling(ttnn_mesh_device, topology):
     ag = ccl.get_and_cycle_ag_semaphore_handles()
     assert len(ag) == tt_ccl.AG_SEMAPHORES_PER_CALL
     assert ccl.get_and_cycle_barrier_semaphore_handle(0) is not ccl.get_and_cycle_barrier_semaphore_handle(0)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4), (4, 8)], ids=["8x4", "4x8"], indirect=True)
+def test_all_reduce_over_rows_of_a_width_split_tensor(ttnn_mesh_device, capfd):
+    """As Attention2D's WO output: partial sums on the rows, the width split over the columns. The sum reaches every
+    row, the result is labelled as it is held (replicated on the rows, width split on the columns), and ttnn has no
+    TensorTopology error to log about the composite's intermediate."""
+    rows, cols = tuple(ttnn_mesh_device.shape)
+    partials = torch.randn(rows, 1, 32, 64 * cols)
+    mapper = ttnn.ShardTensor2dMesh(ttnn_mesh_device, mesh_shape=(rows, cols), dims=(0, -1))
+    x = ttnn.from_torch(
+        partials, dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT, device=ttnn_mesh_device, mesh_mapper=mapper
+    )
+    out = tt_ccl.all_reduce(
+        tt_ccl.get_tt_ccl(ttnn_mesh_device),
+        x,
+        cluster_axis=0,
+        memory_config=ttnn.DRAM_MEMORY_CONFIG,
+        topology=ttnn.Topology.Linear,
+        num_reduce_scatter_links=1,
+        num_all_gather_links=1,
+    )
+    assert [str(p) for p in out.tensor_topology().placements()] == ["PlacementReplicate()", "PlacementShard(-1)"]
+    composer = ttnn.ConcatMesh2dToTensor(ttnn_mesh_device, mesh_shape=(rows, cols), dims=(0, -1))
+    summed = ttnn.to_torch(out, mesh_composer=composer).float()  # every row holds the sum (shadow golden on mock)
+    assert torch.allclose(summed, partials.sum(0, keepdim=True).expand(rows, -1, -1, -1), atol=0.1, rtol=0.02)
+    logged = capfd.readouterr()
+    assert "TensorTopology" not in logged.out + logged.err

@@ -76,24 +76,6 @@ def test_matmul_config_reproduces_rows_cols_as_x_y():
         pc.matmul_config(m=128, k=2000, n=4096, grid_size=(8, 4))
 
 
-def test_matmul_1d_config():
-    # Llama-70B FF1_3_TG: M=32, K=8192/4=2048, N=28672/8=3584 (112 tiles) on 8x2=16 cores:
-    # in0_block_w = div(2048 / (32*16) = 4) = 4, per_core_N = ceil(112/16) = 7
-    cfg = pc.matmul_1d_config_from_tensor_shapes(
-        (1, 1, 32, 2048),
-        (1, 1, 2048, 3584),
-        grid=ttnn.CoreGrid(x=8, y=2),
-        overwrite_subblock_h=1,
-        overwrite_subblock_w=1,
-    )
-    assert (cfg.in0_block_w, cfg.per_core_M, cfg.per_core_N, cfg.out_subblock_w, cfg.out_subblock_h) == (4, 1, 7, 1, 1)
-    # N = 256 (8 tiles) on the default 8x8 grid: fewer tiles than cores -> grid shrinks to y = 8 // 8 = 1;
-    # per_core_N = 1, subblock_w = 1, subblock_h = largest h <= 8 dividing per_core_M = 4 -> 4
-    cfg = pc.matmul_1d_config(128, 1024, 256)
-    grid = cfg.compute_with_storage_grid_size
-    assert (grid.x, grid.y, cfg.per_core_N, cfg.out_subblock_w, cfg.out_subblock_h) == (8, 1, 1, 1, 4)
-
-
 def test_create_dram_sharded_mem_config():
     # N = 1792 over 12 banks: padded to ceil(1792 / 384) * 384 = 1920 -> 160 columns per bank
     cfg = pc.create_dram_sharded_mem_config(4096, 1792, ttnn.CoreCoord(12, 1))
@@ -120,16 +102,15 @@ def test_core_counts():
     assert pc.num_to_corerange(16).end == ttnn.CoreCoord(7, 1)
     with pytest.raises(ValueError, match="whole rows"):
         pc.num_to_corerange(12)
-    assert (pc.num_to_coregrid(40).x, pc.num_to_coregrid(40).y) == (8, 5)
-    assert (pc.num_to_coregrid(12).x, pc.num_to_coregrid(12).y) == (6, 2)
-    assert (pc.num_to_coregrid(20).x, pc.num_to_coregrid(20).y) == (5, 4)
 
 
 def test_attention_prefill_configs():
     assert pc.sdpa_prefill_config(128).q_chunk_size == 64
     assert pc.sdpa_prefill_config(4096).k_chunk_size == 256
     # chunked prefill starting at 384 = 128 * 3: the chunk must divide the start -> min(256, 128) = 128
-    assert pc.sdpa_prefill_config(4096, chunk_start_idx=384).q_chunk_size == 128
+    assert pc.sdpa_chunk_aligned(pc.sdpa_prefill_config(4096), 384).q_chunk_size == 128
+    assert pc.sdpa_chunk_aligned(pc.sdpa_prefill_config(4096), 384).k_chunk_size == 128
+    assert pc.sdpa_chunk_aligned(pc.sdpa_prefill_config(4096), 0).q_chunk_size == 256, "a start of 0 keeps them"
     assert pc.sdpa_decode_config().q_chunk_size == 0
     # 128 rows over 8 grid rows: per_core_M = ceil(128 / 32 / 8) = 1; N = 768 -> ceil(768 / 32 / 8) = 3
     short = pc.xqkv_prefill_config(128, n=768, dram_shard_grid_width=8)

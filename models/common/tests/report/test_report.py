@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -19,12 +20,17 @@ from models.common.report.__main__ import EXIT_BAD_INPUT, main
 from models.common.report.layer import USERS, DecoderLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpCall, OpRecorder, TensorInfo
+from models.common.report.run import layer_parameters
 
 SMALL = "Llama-3.2-1B-Instruct"
+MESHES = [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)]
 CLI_TIMEOUT_S = 600
 PNG_MAGIC = b"\x89PNG"
 ROOFLINE_AGREEMENT = 0.05  # per-op DRAM reads (buffers as allocated) vs the analytic estimate (no padding)
 BFP8_BYTES = 1088 / 1024  # a bfloat8_b tile: 1024 mantissa bytes + 64 shared exponents
+# The module tests' thresholds: norms 0.999 (test_rmsnorm_1d), attention 0.99 (attention/hf_reference.py), MLP 0.98
+# (test_mlp_1d / test_mlp_2d), the decoder layer 0.99 (test_decoder_layer_matches_hf)
+MODULE_MIN_PCC = {"attention_norm": 0.999, "attention": 0.99, "ffn_norm": 0.999, "mlp": 0.98, "layer": 0.99}
 
 
 # --- estimates and recorder (no device) ---------------------------------------------------------------------------
@@ -37,23 +43,32 @@ def test_mesh_scaling_worked_out_by_hand():
         "w1 w2 w3": (3 * dim * hidden, ttnn.bfloat8_b),
     }
     params = estimates.LayerParameters(
-        split, {"norms": (2 * dim, ttnn.bfloat16)}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 32
+        split, {"norms": (2 * dim, ttnn.bfloat16)}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 32, dim
     )
     rows = {row["mesh"]: row for row in estimates.mesh_scaling(params, estimates.WORMHOLE_N150)}
     layer_params = dim * head_dim * (heads + 2 * kv_heads) + heads * head_dim * dim + 3 * dim * hidden
     weights_1x8 = layer_params / 8 * BFP8_BYTES + 2 * dim * 2
-    kv_1x8 = 2 * 32 * 1 * 160 * head_dim * BFP8_BYTES  # one KV head per device
+    kv_1x8 = 2 * 32 * 1 * 160 * head_dim * BFP8_BYTES  # one KV head per device, all 32 users
     assert rows["1x8"]["weight_bytes_per_device"] == int(weights_1x8)
     assert rows["1x8"]["kv_cache_bytes_per_device"] == int(kv_1x8)
     assert rows["1x8"]["decode_us"] == pytest.approx((weights_1x8 + kv_1x8) / 288e9 * 1e6)
-    assert rows["8x4"]["kv_cache_bytes_per_device"] == int(kv_1x8)  # 8 rows: one KV head per device again
+    # 8 rows: one KV head per device again, but a device caches only its mesh column's 32 / 4 users
+    assert rows["8x4"]["decode_users_per_device"] == 8
+    assert rows["8x4"]["kv_cache_bytes_per_device"] == int(kv_1x8 / 4)
     assert rows["1x1"]["kv_cache_bytes_per_device"] == int(8 * kv_1x8)
     assert rows["1x1"]["model_fits_dram"] and rows["1x1"]["model_weight_bytes_per_device"] > 7e9  # 32 layers
+    weights_1x1 = layer_params * BFP8_BYTES + 2 * dim * 2
+    assert rows["1x1"]["model_bytes_per_device"] == int(32 * (weights_1x1 + 8 * kv_1x8))
 
-    odd = estimates.LayerParameters(split, {}, 28, 4, head_dim, ttnn.bfloat8_b, 32, 160, 28)  # Qwen2.5-7B heads
+    odd = estimates.LayerParameters(split, {}, 28, 4, head_dim, ttnn.bfloat8_b, 32, 160, 28, 3584)  # Qwen2.5-7B
     rows = {row["mesh"]: row for row in estimates.mesh_scaling(odd, estimates.WORMHOLE_N150)}
     assert rows["1x2"]["supported"] and not rows["1x8"]["supported"] and not rows["8x4"]["supported"]
     assert "must both divide over 8 device groups" in rows["1x8"]["reason"]
+
+    wide = estimates.LayerParameters(split, {}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 1, 5120)
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(wide, estimates.WORMHOLE_N150)}
+    assert not rows["1x1"]["supported"] and "prefill RMSNorm of dim 5120 on one device" in rows["1x1"]["reason"]
+    assert rows["1x2"]["supported"]
 
 
 def _tensor(shape, dtype=ttnn.bfloat16, dram=True, size=1000):
@@ -76,17 +91,21 @@ def test_op_estimates():
     assert estimates.peak_flops_per_s(sdpa, estimates.WORMHOLE_N150) == 74e12
 
 
-def test_recorder_records_outermost_calls_and_restores_ttnn():
-    original = ttnn.from_torch
+def test_recorder_records_outermost_device_calls_and_restores_ttnn(monkeypatch):
+    original, golden = ttnn.from_torch, ttnn.get_golden_function(ttnn.add)
     with OpRecorder() as recorder:
         assert ttnn.from_torch is not original
+        # plain functions keeping the op's attributes: shadow execution, entered inside, wraps them like ttnn's own
+        assert isinstance(ttnn.add, types.FunctionType) and ttnn.get_golden_function(ttnn.add) is golden
         ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16)  # not recording: passes through
         with recorder.recording() as calls, recorder.module("norm"):
-            ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT)
+            ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16)  # no device tensor in or out: not an op
+            on_device = TensorInfo((32, 32), ttnn.bfloat16, ttnn.L1_MEMORY_CONFIG, 2048)
+            monkeypatch.setattr(TensorInfo, "of", classmethod(lambda cls, tensor: on_device))
+            ttnn.from_torch(torch.ones(32, 32), dtype=ttnn.bfloat16, layout=ttnn.TILE_LAYOUT)  # as if uploaded
     assert ttnn.from_torch is original
     assert [(c.name, c.module) for c in calls] == [("ttnn.from_torch", "norm")]  # its inner ttnn calls are its own
-    assert calls[0].options["layout"] == ttnn.TILE_LAYOUT and calls[0].outputs[0].shape == (32, 32)
-    assert calls[0].outputs[0].buffer_bytes == 0  # a host tensor
+    assert calls[0].options["layout"] == ttnn.TILE_LAYOUT and calls[0].outputs == [on_device]
 
 
 def test_model_weights_from_a_checkpoint_folder(tmp_path):
@@ -117,11 +136,47 @@ def test_fused_projections_are_split_in_hf_order():
     assert parts["mlp.gate_proj.weight"].flatten().tolist() == [0, 1] and parts["mlp.up_proj.weight"][0, 0] == 2
 
 
+def test_config_only_folder_gets_seeded_random_weights(tmp_path):
+    """A folder holding only config.json is a model with the shipped config's seeded random weights."""
+    shipped = Model.load(SMALL)
+    (tmp_path / "config.json").write_text((shipped.source.config_dir / "config.json").read_text())
+    model = Model.load(str(tmp_path))
+    assert model.source.checkpoint_dir is None
+    assert model.weights_description.startswith(f"config.json only ({tmp_path}), seeded random weights")
+    weights, expected = model.layer_state_dict(), shipped.layer_state_dict()
+    assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"model_type": "llama", "hidden_size": 2048,', "is not valid JSON (Expecting"),
+        ('["llama"]', "holds a JSON list, not an object of config fields"),
+        ('{"hidden_size": 2048}', "has no model_type field"),
+        (
+            '{"model_type": "llama", "hidden_size": 2048, "num_attention_heads": 32, "num_hidden_layers": 2}',
+            "has no field intermediate_size: it needs a positive integer",
+        ),
+        (
+            '{"model_type": "llama", "hidden_size": "2048", "num_attention_heads": 32, "intermediate_size": 8192, '
+            '"num_hidden_layers": 2}',
+            "has '2048' for field hidden_size",
+        ),
+    ],
+    ids=["not-json", "not-an-object", "no-model-type", "missing-field", "wrong-type"],
+)
+def test_bad_config_json_names_the_file_and_field(tmp_path, capsys, text, message):
+    (tmp_path / "config.json").write_text(text)
+    assert main(["--model", str(tmp_path)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'config.json'}" in err[0] and message in err[0], err
+
+
 # --- the report's decoder layer against the HF one (shadow-checked on mock) ---------------------------------------
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8), (8, 4), (4, 8)], ids=["1x8", "8x4", "4x8"], indirect=True)
 def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
-    """The layer the report runs is a correct decoder layer (TTTv2 modules; on Galaxy meshes Attention2D, MLP2D and
-    the distributed norm): prefill one user, then a decode step."""
+    """The layer the report runs is a correct decoder layer (TTTv2 modules; on Galaxy meshes RMSNorm2D, Attention2D
+    and MLP2D): prefill one user, then a decode step."""
     model = Model.load(SMALL)
     weights = model.layer_state_dict()
     seq_len = 128
@@ -137,6 +192,24 @@ def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
     out = layer.decode(x, layer.positions(positions), layer.rope.decode_forward(positions), _no_scope)
     assert out.memory_config() == layer.residual_memcfg
     reference_check(reference(tokens[0, :, :1], seq_len)[0], layer.to_host(out)[0, 0, :1], min_pcc=0.99)
+
+
+@pytest.mark.parametrize(
+    "ttnn_mesh_device", MESHES, ids=[f"{r}x{c}" for r, c in MESHES], indirect=True
+)  # fmt: skip
+def test_analytic_kv_bytes_match_the_allocated_cache(ttnn_mesh_device):
+    """The analytic KV bytes per device (read from the resolved configs) are those of the cache attention allocates:
+    all 32 users on 1D meshes, a mesh column's share on 2D ones (8 on 8x4, 4 on 4x8)."""
+    model = Model.load(SMALL)
+    mesh = tuple(ttnn_mesh_device.shape)
+    layer = DecoderLayer(model, model.unfused(model.layer_state_dict()), ttnn_mesh_device, 160, tqdm(disable=True))
+    attention = layer.modules["attention"]
+    allocated = sum(TensorInfo.of(cache).buffer_bytes for cache in (attention.keys, attention.values))
+    [row] = estimates.mesh_scaling(layer_parameters(model, layer), estimates.WORMHOLE_N150, [mesh])
+    assert row["decode_users_per_device"] == {(8, 4): 8, (4, 8): 4}.get(mesh, USERS) == attention.keys.shape[0]
+    assert row["kv_cache_bytes_per_device"] == allocated
+    tile = ttnn.Tile((32, 32))
+    assert all(tile.get_tile_size(dtype) == size for dtype, size in estimates.TILE_BYTES.items())
 
 
 def _no_scope(name):
@@ -179,15 +252,30 @@ def _check_report(report: dict, mesh: str, device_tier: str) -> None:
     assert {"1x1", "1x2", "1x8", "8x4"} <= set(scaling)
     analytic = scaling[mesh]["decode_us"]
     assert analytic == pytest.approx(totals["decode_roofline_us"], rel=ROOFLINE_AGREEMENT)
-    if device_tier == devices.MOCK:
-        assert report["measured"]["pcc"] is None and "mock" in report["measured"]["status"]
-    else:
-        assert report["measured"]["min_pcc"] > 0.99
+    assert scaling[mesh]["kv_cache_bytes_per_device"] == totals["kv_cache_bytes_per_device"]  # as allocated
+    _check_numerics(report, device_tier)
+
+
+def _check_numerics(report: dict, device_tier: str) -> None:
+    """PCC per module and for the layer, for the prefill and every decode step, each at least its threshold."""
+    measured = report["measured"]
+    assert measured["source"] == ("host golden" if device_tier == devices.MOCK else "device")
+    runs = ["prefill", *(f"decode step {step}" for step in range(report["run"]["decode_steps"]))]
+    assert list(measured["pcc"]) == runs
+    layers = report["run"]["layers"]
+    stack = {f"{layers} layers": MODULE_MIN_PCC["layer"]} if layers > 1 else {}  # --layers: the stack's output
+    parts = ["attention_norm", "attention", "ffn_norm", "mlp", "layer", *stack]
+    assert all(list(measured["pcc"][run]) == parts for run in runs)
+    assert measured["thresholds"] == {**MODULE_MIN_PCC, **stack}
+    assert all(measured["min_pcc"][part] >= measured["thresholds"][part] for part in parts), measured["pcc"]
+    assert measured["below_threshold"] == []
 
 
 def test_report_1x1_text_and_json(tmp_path, device_tier):
     _skip_unless_the_device_has((1, 1), device_tier)
-    result = _run("--model", SMALL, "--mesh", "1x1", "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT)
+    result = _run(
+        "--model", SMALL, "--mesh", "1x1", "--layers", "2", "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout
     assert f"TTTv2 decoder-layer report: {SMALL} on a 1x1 mesh ({device_tier} tier" in text
@@ -195,8 +283,9 @@ def test_report_1x1_text_and_json(tmp_path, device_tier):
     assert "DRAM 288 GB/s" in text and estimates.SPEC_SOURCE in text
     for section in ("attention_norm: RMSNorm1D", "attention: Attention1D", "mlp: MLP1D", "decode per token"):
         assert section in text
+    assert "PCC vs the HF decoder layer, user 0" in text and "2 layers (ops and module PCCs: the first's)" in text
     if device_tier == devices.MOCK:
-        assert "not measured (mock" in text
+        assert "host-golden numbers" in text
     report = json.loads((tmp_path / "r.json").read_text())
     _check_report(report, "1x1", device_tier)
     assert "tttv1_comparison" not in report
@@ -218,6 +307,59 @@ def test_default_report_1x8_matches_tttv1_and_plots(tmp_path, device_tier):
     assert paths["plot"].read_bytes().startswith(PNG_MAGIC)
 
 
+def test_report_galaxy_8x4_host_golden_pccs(tmp_path, device_tier):
+    """Attention2D / MLP2D on 8x4: PCCs per module and layer, and each device caches its mesh column's 8 users."""
+    _skip_unless_the_device_has((8, 4), device_tier)
+    result = _run(
+        "--model",
+        SMALL,
+        "--mesh",
+        "8x4",
+        "--decode-steps",
+        "2",
+        "--json",
+        str(tmp_path / "r.json"),
+        cwd=devices.REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TensorTopology" not in result.stdout + result.stderr  # ttnn logs CCL label errors to stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    _check_numerics(report, device_tier)
+    [kv] = [m for m in report["modules"] if m["name"] == "attention"]
+    assert [t["shape"][0] for t in kv["kv_cache"]] == [8, 8]
+    scaling = {row["mesh"]: row for row in report["scaling"]["meshes"]}
+    assert scaling["8x4"]["kv_cache_bytes_per_device"] == kv["kv_cache_bytes_per_device"]
+
+
+def test_precision_recipes_side_by_side(tmp_path, device_tier):
+    """Named and custom recipes, one row each: bfloat4_b MLP weights cost MLP PCC and save bytes, bfloat16 doubles
+    the KV cache; --no-numerics leaves the PCCs out."""
+    _skip_unless_the_device_has((1, 1), device_tier)
+    recipes = "tttv2,bfp4-mlp,bf16,custom:kv_cache=bf16"
+    args = ("--model", SMALL, "--mesh", "1x1", "--decode-steps", "2", "--precision", recipes)
+    result = _run(*args, "--json", str(tmp_path / "r.json"), cwd=devices.REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "precision recipes on this 1x1 mesh" in result.stdout
+    bfp4_text = result.stdout.split("\n  bfp4-mlp: ")[1].split("\n  bf16: ")[0]  # the recipe's changes
+    assert "mlp (vs TTTv2's defaults): " in bfp4_text and "w1_w3_dtype bfloat4_b" in bfp4_text
+    rows = {row["recipe"]: row for row in json.loads((tmp_path / "r.json").read_text())["precision"]["rows"]}
+    assert list(rows) == ["tttv2", "bfp4-mlp", "bf16", "custom:kv_cache=bf16"]
+    tttv2, bfp4, bf16, custom = rows.values()
+    assert bfp4["min_pcc"]["mlp"] < tttv2["min_pcc"]["mlp"] and bfp4["min_pcc"]["mlp"] >= MODULE_MIN_PCC["mlp"]
+    assert bfp4["changes"]["mlp"]["w1_w3_dtype"] == "bfloat4_b" and "attention" not in bfp4["changes"]
+    assert bfp4["weight_bytes_per_device"] < tttv2["weight_bytes_per_device"] < bf16["weight_bytes_per_device"]
+    assert bfp4["decode_roofline_us"] < tttv2["decode_roofline_us"] < bf16["decode_roofline_us"]
+    assert bf16["kv_cache_bytes_per_device"] == custom["kv_cache_bytes_per_device"]
+    assert bf16["kv_cache_bytes_per_device"] == tttv2["kv_cache_bytes_per_device"] * 2048 // 1088  # bf16 / bfp8 tiles
+    assert custom["weight_bytes_per_device"] == tttv2["weight_bytes_per_device"]
+    assert custom["changes"] == {"attention": {"kv_cache_dtype": "bfloat16"}}
+
+    quiet = _run(*args[:-2], "--no-numerics", "--json", str(tmp_path / "q.json"), cwd=devices.REPO_ROOT)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "PCC vs the HF decoder layer: not measured (mock tier with --no-numerics)" in quiet.stdout
+    assert json.loads((tmp_path / "q.json").read_text())["measured"]["pcc"] is None
+
+
 # --- bad input: one line, exit code 2 -----------------------------------------------------------------------------
 def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
     result = _run("--model", "No-Such-Model", cwd=devices.REPO_ROOT)
@@ -225,6 +367,17 @@ def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m models.common.report: error: --model No-Such-Model")
     assert "model 'No-Such-Model' is neither a local checkpoint folder nor a shipped config" in lines[0]
+    assert not result.stdout
+
+
+def test_model_too_large_is_refused_before_work_in_a_real_process():
+    """Qwen3-32B on one device: the L1 limit and the DRAM figures, the meshes that fit; no device opened, no
+    traceback (the report used to run for a while and end in a TT_THROW)."""
+    result = _run("--model", "Qwen3-32B", "--mesh", "1x1", cwd=devices.REPO_ROOT)
+    assert result.returncode == EXIT_BAD_INPUT
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Qwen3-32B on a 1x1 mesh: does not fit" in lines[0], lines
+    assert "64 layers x" in lines[0] and lines[0].endswith("meshes that would: 1x8, 8x4, 4x8")
     assert not result.stdout
 
 
@@ -239,8 +392,20 @@ def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
         (["--model", SMALL, "--mesh", "1x1", "--seq-len", "100"], "100 is not a positive multiple of 128"),
         (["--mesh", "2x2"], "'2x2' is not one of 1x1, 1x2, 1x8, 8x4, 4x8"),
         (["--decode-steps", "1"], "need at least 2"),
+        (["--model", SMALL, "--layers", "17"], "--layers 17: Llama-3.2-1B-Instruct has 16 decoder layers"),
         (["--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),
+        (["--precision", "fast"], "unknown recipe 'fast': use tttv2, accuracy, performance, bf16, bfp4-mlp"),
+        (["--precision", "custom:wqkv=fp8"], "custom:wqkv=fp8: wqkv takes one of bfp4, bfp8, bf16"),
         (["--model", SMALL, "--mesh", "1x8"], "does not fit the mock n150 system"),
+        (
+            ["--model", "Qwen3-32B", "--mesh", "1x1"],
+            "the prefill RMSNorm of dim 5120 on one device needs circular buffers beyond L1",
+        ),
+        (
+            ["--model", "Llama-3.1-70B-Instruct", "--mesh", "1x2"],
+            "80 layers x (weights 0.45 GB + KV cache 0.006 GB) = 36.8 GB per device (bfloat8_b weights and KV cache) "
+            "> 12.9 GB DRAM of a Wormhole n150 (per chip); meshes that would: 1x8, 8x4, 4x8",
+        ),
     ],
     ids=[
         "unknown-model",
@@ -248,8 +413,13 @@ def test_bad_input_is_one_line_and_exit_code_2_in_a_real_process():
         "seq-len",
         "unknown-mesh",
         "decode-steps",
+        "too-many-layers",
         "json-folder",
+        "unknown-recipe",
+        "bad-custom-recipe",
         "mesh-absent",
+        "l1-limit",
+        "dram",
     ],
 )
 def test_bad_input(argv, message, capsys, monkeypatch):

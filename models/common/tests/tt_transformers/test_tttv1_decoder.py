@@ -12,6 +12,7 @@ from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.common.modules.tt_ccl import get_tt_ccl
 from models.tt_transformers.tt import load_checkpoints, reference
 from models.tt_transformers.tt.decoder import TransformerBlock
@@ -32,8 +33,13 @@ SWAPS = {
     "attention1d": {"attention": Attention1D.from_model_args},
 }
 SWAPS["all-tttv2"] = {key: builder for swap in SWAPS.values() for key, builder in swap.items()}
-# On a Galaxy: Attention2D and MLP2D; the norms stay TTTv1's distributed norm (RMSNorm1D is 1D-only)
-SWAPS["all-tttv2-2d"] = {"attention": Attention2D.from_model_args, "feed_forward": MLP2D.from_model_args}
+# On a Galaxy (8x4): the 2D modules
+SWAPS["rmsnorm2d"] = {"attention_norm": RMSNorm2D.from_model_args, "ff_norm": RMSNorm2D.from_model_args}
+SWAPS["all-tttv2-2d"] = {
+    "attention": Attention2D.from_model_args,
+    "feed_forward": MLP2D.from_model_args,
+    **SWAPS["rmsnorm2d"],
+}
 CASES = [
     pytest.param((1, 1), SMALL, "tttv1", id="1x1-llama-1b-tttv1"),
     pytest.param((1, 2), SMALL, "tttv1", id="1x2-llama-1b-tttv1"),
@@ -48,6 +54,7 @@ CASES = [
     pytest.param((8, 4), LARGE, "tttv1", id="8x4-llama-70b-tttv1"),
     pytest.param((8, 4), SMALL, "tttv1", id="8x4-llama-1b-tttv1"),
     pytest.param((8, 4), LARGE, "all-tttv2-2d", id="8x4-llama-70b-all-tttv2-2d", marks=pytest.mark.slow),
+    pytest.param((8, 4), SMALL, "rmsnorm2d", id="8x4-llama-1b-rmsnorm2d"),
     pytest.param((8, 4), SMALL, "all-tttv2-2d", id="8x4-llama-1b-all-tttv2-2d"),
     pytest.param((1, 8), LARGE, "tttv1", id="1x8-llama-70b-tttv1", marks=pytest.mark.slow),
     pytest.param((1, 8), LARGE, "all-tttv2", id="1x8-llama-70b-all-tttv2", marks=pytest.mark.slow),

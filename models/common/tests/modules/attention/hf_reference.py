@@ -30,6 +30,9 @@ MODELS = {
                                      rope_theta=1000000.0, rms_norm_eps=1e-6)),
     "Qwen3-32B": (Qwen3Config, dict(hidden_size=5120, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
                                     rope_theta=1000000.0, rms_norm_eps=1e-6)),
+    # Qwen3's q/k norms and head_dim with few heads (one KV head per device on 1x8 and per mesh row on 8x4): cheap
+    "Qwen3-small": (Qwen3Config, dict(hidden_size=1024, num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                                      rope_theta=1000000.0, rms_norm_eps=1e-6)),
 }  # fmt: skip
 HF_CLASSES = {
     LlamaConfig: (LlamaAttention, LlamaRotaryEmbedding),
@@ -61,15 +64,18 @@ def hf_layer(model: str, seed=0, meta=False):
     return config, layer, rotary_cls(config)
 
 
-def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged):
+def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged, unit_offset=False):
     """``attention_cls`` (Attention1D / Attention2D) from the HF layer's weights (the HF → TTNN fusion runs on host
-    inside from_hf) and a Rope1D (Rope2D on a Galaxy) with the model's rotary settings."""
+    inside from_hf) and a Rope1D (Rope2D on a Galaxy) with the model's rotary settings. ``unit_offset``: the q/k
+    norms are given as Gemma-style offsets (HF weight - 1) with ``norm_add_unit_offset``."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kw = dict(n_heads=config.num_attention_heads, n_kv_heads=config.num_key_value_heads, head_dim=head_dim)
     if layer.q_proj.bias is not None:
         kw.update(bq=layer.q_proj.bias.data, bk=layer.k_proj.bias.data, bv=layer.v_proj.bias.data)
     if hasattr(layer, "q_norm"):
-        kw.update(q_norm=layer.q_norm.weight.data, k_norm=layer.k_norm.weight.data, norm_eps=config.rms_norm_eps)
+        offset = 1.0 if unit_offset else 0.0
+        kw.update(q_norm=layer.q_norm.weight.data - offset, k_norm=layer.k_norm.weight.data - offset)
+        kw.update(norm_eps=config.rms_norm_eps, norm_add_unit_offset=unit_offset)
     if paged:
         kw["paged_attention_config"] = PagedAttentionConfig(BLOCK_SIZE, max_batch_size * max_seq_len // BLOCK_SIZE)
     weights = (layer.q_proj.weight.data, layer.k_proj.weight.data, layer.v_proj.weight.data, layer.o_proj.weight.data)
@@ -132,14 +138,16 @@ STANDARD, PAGED, CHUNKED = "standard", "paged", "paged-chunked"
 MODEL_ARGS_PROMPT = 128  # prompt length of the from_model_args checks (fits their max_seq_len 256)
 
 
-def check_prefill(attention_cls, mesh, model, seq_len, variant, to_host, reference_check, affordable=True):
+def check_prefill(
+    attention_cls, mesh, model, seq_len, variant, to_host, reference_check, affordable=True, unit_offset=False
+):
     """Prefill one user (paged-chunked: two chunks, the second attending to the first through the paged cache).
     Unless ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
     dim, compare = MODELS[model][1]["hidden_size"], reference_check.compares(affordable)
     config, layer, rotary = hf_layer(model, meta=not compare)
     x = torch.randn(1, seq_len, dim) if compare else torch.empty(1, seq_len, dim, device="meta")
     with reference_check.running(compare):
-        attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, variant != STANDARD)
+        attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, variant != STANDARD, unit_offset)
         if variant == CHUNKED:
             table, full_table = page_table(mesh, 1, seq_len)
             chunk = seq_len // 2
@@ -169,7 +177,9 @@ def check_prefill(attention_cls, mesh, model, seq_len, variant, to_host, referen
         reference_check(expected[None], torch.cat(outs, dim=2), min_pcc=0.99)
 
 
-def check_decode(attention_cls, mesh, model, prompt_len, variant, to_host, reference_check, affordable=True):
+def check_decode(
+    attention_cls, mesh, model, prompt_len, variant, to_host, reference_check, affordable=True, unit_offset=False
+):
     """Prefill the DECODE_USER_IDS users with prompts of different lengths, then DECODE_STEPS decode steps of the
     batch. A paged decode takes the page table's rows laid out as the module splits its users. Unless
     ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
@@ -180,7 +190,9 @@ def check_decode(attention_cls, mesh, model, prompt_len, variant, to_host, refer
     max_seq_len = max(lengths) + prompt_len  # room for the decode steps, whole blocks
     caches = [DynamicCache(config=config) for _ in DECODE_USER_IDS]
     with reference_check.running(compare):
-        attention, rope = build(attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED)
+        attention, rope = build(
+            attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED, unit_offset
+        )
         host_table, table = page_table(mesh, DECODE_BATCH, max_seq_len) if variant == PAGED else (None, None)
         decode_table = device_int(mesh, host_table, attention.users_mapping) if variant == PAGED else None
         for user, length, cache in zip(DECODE_USER_IDS, lengths, caches, strict=True):
@@ -236,4 +248,4 @@ def check_tttv1_configs(cfg, model_config, pairs):
     assert repr(cfg.decode_scores_memcfg) == repr(scores)
     for seq_len in CONFIG_SEQ_LENS:
         assert repr(cfg.prefill_wo_prg_config(seq_len)) == repr(model_config["WO_PREFILL_PROGCFG"](seq_len))
-        assert repr(cfg.prefill_sdpa_prg_config(seq_len, None)) == repr(model_config["SDPA_PROGCFG"](seq_len))
+        assert repr(cfg.prefill_sdpa_prg_config(seq_len)) == repr(model_config["SDPA_PROGCFG"](seq_len))

@@ -10,6 +10,7 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
+from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_1d import Attention1D, Attention1DConfig
 from models.common.modules.attention.attention_steps import PagedAttentionConfig, validate_attention_shapes
 from models.common.modules.lazy_weight import LazyWeight
@@ -77,7 +78,8 @@ def test_llama_8b_on_1x8_defaults_match_tttv1_by_hand():
     # SDPA_PROGCFG: 64 below 2048 tokens, 256 from 2048; a chunk starting at 1536 (lowest bit 512) keeps 256,
     # one at 192 (lowest bit 64) keeps 64, one at 32 drops to 32
     chunks = [
-        cfg.prefill_sdpa_prg_config(s, c).q_chunk_size for s, c in ((128, None), (4096, 1536), (128, 192), (128, 32))
+        pc.sdpa_chunk_aligned(cfg.prefill_sdpa_prg_config(s), c).q_chunk_size
+        for s, c in ((128, None), (4096, 1536), (128, 192), (128, 32))
     ]
     assert chunks == [64, 256, 64, 32]
     # min_kv_prefill_shard_seqlen = 32 * 8 * 8 / 1 local kv head = 2048; KV_PREFILL_MEM_CFG(2048): 1 * 2048 / 64 rows
@@ -209,6 +211,15 @@ def _case_id(case):
 def test_attention_1d_vs_reference(ttnn_mesh_device, model, mode, length, variant, reference_check, request):
     check = check_prefill if mode == "prefill" else check_decode
     check(Attention1D, ttnn_mesh_device, model, length, variant, _to_host, reference_check, numerics.unmarked(request))
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
+@pytest.mark.parametrize("mode", ["prefill", "decode"])
+def test_qk_norm_add_unit_offset(ttnn_mesh_device, mode, reference_check):
+    """The composed q/k norm config is honoured whole: Gemma-style offsets (HF weight - 1, far from 1) with
+    add_unit_offset scale Q and K as the HF layer's weights do; ignoring the offset would scale by ~0."""
+    check = check_prefill if mode == "prefill" else check_decode
+    check(Attention1D, ttnn_mesh_device, "Qwen3-small", 128, STANDARD, _to_host, reference_check, unit_offset=True)
 
 
 def _to_host(tensor, mesh):

@@ -2,6 +2,7 @@
 """Attention2D: Galaxy defaults, forwards on 8x4 / 4x8 against the HF attention layer (standard, paged,
 paged-chunked), rejections both ways and bad input."""
 
+import dataclasses
 import types
 
 import pytest
@@ -40,8 +41,8 @@ def _config(dims, shape, mesh=None, **overrides):
 
 def test_galaxy_defaults_split_heads_over_rows():
     cfg = _config((8192, 64, 8, 128), (8, 4)).resolve()
-    # TTTv1 TG: one KV head group per mesh row (8 rows → 8 q heads and 1 kv head per device), no fused AG-MM
-    assert (cfg.n_local_heads, cfg.n_local_kv_heads, cfg.use_fused_all_gather_matmul) == (8, 1, False)
+    # TTTv1 TG: one KV head group per mesh row (8 rows → 8 q heads and 1 kv head per device)
+    assert (cfg.n_local_heads, cfg.n_local_kv_heads) == (8, 1)
     assert (cfg.wqkv_dtype, cfg.wo_dtype, cfg.kv_cache_dtype, cfg.ccl_dtype) == (ttnn.bfloat8_b,) * 4
     assert cfg.wqkv_memcfg == cfg.wo_memcfg == ttnn.DRAM_MEMORY_CONFIG  # TTTv1 TG weights: DRAM interleaved
     # SHARDED_ATTN_INPUT_MEMCFG: dim / 4 columns = 2048 = 1024 * 2 → 4 rows of 8 cores, shards [32, 2048 / 32]
@@ -57,7 +58,10 @@ def test_galaxy_defaults_split_heads_over_rows():
     assert cfg.decode_wo_prg_config is None and cfg.decode_residual_memcfg == ttnn.L1_MEMORY_CONFIG
     assert cfg.prefill_input_memcfg == ttnn.DRAM_MEMORY_CONFIG
     assert cfg.num_all_gather_links == 2  # TTTv1 num_all_gather_links on Galaxy
-    assert cfg.min_kv_prefill_shard_seqlen > cfg.max_seq_len  # TTTv1 TG never shards K/V for the cache fill
+    # the 1D-only choices (T3K's fused all-gather matmul, the sharded K/V cache fill) are no Galaxy fields
+    assert not {"use_fused_all_gather_matmul", "min_kv_prefill_shard_seqlen"} & {
+        f.name for f in dataclasses.fields(cfg)
+    }
     # 4x8: 4 rows → 16 q heads and 2 kv heads per device; dim / 8 columns = 1024 → 4 rows of 8 cores, [32, 32]
     wide = _config((8192, 64, 8, 128), (4, 8)).resolve()
     assert wide.n_local_kv_heads == 2 and wide.decode_input_memcfg.shard_spec.shape == [32, 32]
@@ -113,6 +117,15 @@ def _to_host(tensor, mesh):
 def test_attention_2d_vs_reference(ttnn_mesh_device, model, mode, length, variant, reference_check, request):
     check = check_prefill if mode == "prefill" else check_decode
     check(Attention2D, ttnn_mesh_device, model, length, variant, _to_host, reference_check, numerics.unmarked(request))
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+@pytest.mark.parametrize("mode", ["prefill", "decode"])
+def test_qk_norm_add_unit_offset(ttnn_mesh_device, mode, reference_check):
+    """The composed q/k norm config is honoured whole: Gemma-style offsets (HF weight - 1, far from 1) with
+    add_unit_offset scale Q and K as the HF layer's weights do; ignoring the offset would scale by ~0."""
+    check = check_prefill if mode == "prefill" else check_decode
+    check(Attention2D, ttnn_mesh_device, "Qwen3-small", 128, STANDARD, _to_host, reference_check, unit_offset=True)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)

@@ -48,6 +48,17 @@ def test_interleaved_decode_for_qk_norms():
     assert cfg.decode_input_memcfg == ttnn.L1_MEMORY_CONFIG and not cfg.prefill_distributed
 
 
+def test_takes_only_its_own_config():
+    from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2DConfig
+
+    two_d = RMSNorm2DConfig.per_head(LazyWeight(torch.ones(128)), mesh_device=_host_mesh((1, 8)))
+    with pytest.raises(TypeError, match="RMSNorm1D takes an RMSNorm1DConfig, not RMSNorm2DConfig"):
+        RMSNorm1D.from_config(two_d)
+    head = RMSNorm1DConfig.per_head(LazyWeight(torch.ones(128)), mesh_device=_host_mesh((1, 8)), tt_ccl=object())
+    head = head.resolve()
+    assert (head.input_fractured, head.decode_sharded, head.prefill_distributed) == (False, False, False)
+
+
 # --- Collected cases: upstream's RMSNorm1D sweep, against HF's LlamaRMSNorm, every device read back -------------
 # Upstream tt-metal models/common/tests/modules/rmsnorm/test_rmsnorm_1d.py (commit 1a6b64e), the rows of
 # test_rmsnorm_1d_vs_reference (_list_rmsnorm_1d_test_cases, _list_rmsnorm_2d_unique_test_cases: 1x4,
@@ -161,9 +172,9 @@ def test_rmsnorm_1d_vs_reference(ttnn_mesh_device, dim, eps, mode, shape, residu
         x = torch.randn(shape, generator=generator).bfloat16()
     else:
         weight, x = torch.empty(dim, device="meta"), torch.empty(shape, device="meta")
-    variant = {} if residual else dict(input_fractured=False, decode_sharded=False)
+    config = (RMSNorm1DConfig if residual else RMSNorm1DConfig.per_head)(LazyWeight(weight), mesh_device=mesh, eps=eps)
     with reference_check.running(compare):
-        norm = RMSNorm1D(LazyWeight(weight), mesh_device=mesh, eps=eps, **variant)
+        norm = RMSNorm1D.from_config(config)
         assert norm.config.prefill_distributed == (residual and devices > 1 and dim > 4096)
         out = norm.forward(LazyWeight(x), mode)
         entries = mesh.num_program_cache_entries()
@@ -198,7 +209,7 @@ def test_bad_input(ttnn_mesh_device):
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
 def test_rmsnorm_1d_rejects_galaxy(ttnn_mesh_device):
-    with pytest.raises(ValueError, match="Galaxy needs a 2D norm"):
+    with pytest.raises(ValueError, match="use RMSNorm2D on Galaxy"):
         RMSNorm1D(LazyWeight(torch.ones(8192)), mesh_device=ttnn_mesh_device)
 
 
