@@ -183,3 +183,33 @@ def one_hot(size: int, index: int) -> torch.Tensor:
 def zeros(shape) -> torch.Tensor:
     """A bfloat16 host tensor of zeros (e.g. an empty KV cache to upload)."""
     return torch.zeros(shape, dtype=torch.bfloat16)
+
+
+# --- token embedding and LM head (host side) ----------------------------------------------------------------------
+def check_token_ids(ids: torch.Tensor, vocab_size: int) -> None:
+    """Refuse token ids that are not integers in [0, vocab_size) with one error naming the offenders."""
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"token ids must be an integer tensor, got {ids.dtype}; pass them as torch.int64 / int32")
+    bad = ids[(ids < 0) | (ids >= vocab_size)]
+    if bad.numel():
+        raise ValueError(
+            f"token ids must be in [0, {vocab_size}) (the vocabulary), got {bad.unique()[:8].tolist()}; "
+            "check the tokenizer matches the model"
+        )
+
+
+def lm_head_split(weight: torch.Tensor, num_devices: int, per_device: int, start: int, size: int) -> torch.Tensor:
+    """[dim, num_devices · size]: columns [start, start + size) of each device's ``per_device`` vocabulary slice of
+    ``weight`` ((vocab, dim), HF lm_head.weight; zero rows past the vocabulary), side by side so a split of the last
+    dim over the devices hands device d its own columns (TTTv1 lm_head.py's per-split weights)."""
+    padded = pad_dim_to_size(weight, 0, num_devices * per_device)
+    rows = [padded[d * per_device + start : d * per_device + start + size] for d in range(num_devices)]
+    return torch.cat(rows, dim=0).T.contiguous()
+
+
+def logits_to_host(logits: ttnn.Tensor, mesh_device, mesh_dims: tuple[int, int], vocab_size: int) -> torch.Tensor:
+    """Every device's vocabulary slice composed on the host: [rows, vocab_size] float logits. ``mesh_dims`` are the
+    tensor dims the mesh rows and columns are concatenated along (the LM head's ``logits_mesh_dims``); padding
+    columns past the vocabulary are dropped."""
+    composer = ttnn.ConcatMesh2dToTensor(mesh_device, mesh_shape=tuple(mesh_device.shape), dims=mesh_dims)
+    return ttnn.to_torch(logits, mesh_composer=composer).float()[0, 0, :, :vocab_size]

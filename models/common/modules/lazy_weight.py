@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -238,12 +239,29 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 
 def resolve_lazy_weight(weight: LazyWeight, **defaults) -> LazyWeight:
-    """A copy of ``weight`` with each field that is ``None`` set from ``defaults``; set fields are kept."""
+    """A copy of ``weight`` with each field that is ``None`` set from ``defaults``; set fields are kept. A callable
+    source is read through ``weight``, so every copy (e.g. a tied embedding and LM head) shares one read."""
     known = {f.name for f in fields(LazyWeight)}
     unknown = set(defaults) - known
     if unknown:
         raise TypeError(f"resolve_lazy_weight: unknown LazyWeight fields {sorted(unknown)}")
-    return replace(weight, **{name: value for name, value in defaults.items() if getattr(weight, name) is None})
+    shared = dict(source=weight.host_tensor) if callable(weight.source) else {}
+    return replace(
+        weight, **shared, **{name: value for name, value in defaults.items() if getattr(weight, name) is None}
+    )
+
+
+def zero_padded(weight: LazyWeight, dim: int, size: int) -> LazyWeight:
+    """``weight`` with tensor dim ``dim`` zero-padded at its end to ``size``; the padding happens when the weight
+    is converted (a cache hit never pads). ``weight`` itself if that dim already has ``size``."""
+    if weight.shape[dim] == size:
+        return weight
+    source_key = weight.source_key and f"{weight.source_key}|zero-padded dim {dim} to {size}"
+    return replace(weight, source=partial(_zero_padded_source, weight, dim, size), source_key=source_key)
+
+
+def _zero_padded_source(weight: LazyWeight, dim: int, size: int):
+    return tensor_utils.pad_dim_to_size(weight.host_tensor(), dim, size)
 
 
 def derived_cache(weight: LazyWeight, suffix: str) -> dict:

@@ -146,6 +146,33 @@ def num_to_corerange(num_cores: int, start_core: ttnn.CoreCoord | None = None) -
     return ttnn.CoreRange(start, ttnn.CoreCoord(start.x + cols - 1, start.y + rows - 1))
 
 
+LM_HEAD_MAX_ROWS = 8  # TTTv1 lm_head_core_grid: start from 8 rows (4 on Galaxy) of 8 cores, shrink until dim divides
+
+
+def lm_head_core_grid(dim: int, galaxy: bool) -> ttnn.CoreGrid:
+    """TTTv1 ModelArgs lm_head_core_grid: the most rows (<= 8, <= 4 on Galaxy, where each row must hold whole
+    32x32-tile blocks of dim) of up to 8 cores over which dim splits into whole tiles (the LM head's and final
+    norm's decode grid)."""
+    rows = LM_HEAD_MAX_ROWS
+    if galaxy:
+        rows = GALAXY_GRID_MAX_ROWS
+        while dim % (TILE_SIZE * TILE_SIZE * rows):
+            rows -= 1
+            if rows == 0:
+                raise ValueError(
+                    f"dim={dim} is not a multiple of {TILE_SIZE * TILE_SIZE} (32x32 tiles per lm_head row on a Galaxy)"
+                )
+    cols = CORES_PER_ROW
+    while dim % (TILE_SIZE * rows * cols):
+        rows -= 1
+        if rows == 0:
+            cols -= 1
+            if cols == 0:
+                raise ValueError(f"no lm_head core grid splits dim={dim} into whole tiles")
+            rows = LM_HEAD_MAX_ROWS
+    return ttnn.CoreGrid(y=rows, x=cols)
+
+
 def create_dram_sharded_mem_config(k: int, n: int, dram_grid_size) -> ttnn.MemoryConfig:
     """(k, n) weight width-sharded over every DRAM bank, n padded to whole tiles per bank."""
     if dram_grid_size.y != 1:

@@ -40,3 +40,7 @@ def test_switch_tttv1_example_runs(ttnn_mesh_device):
     assert repr(mlp.config.decode_w1_w3_prg_config) == repr(mc["DECODE_MLP_W1_W3_PRG_CONFIG"])  # TTTv1's choice
     assert repr(attention.config.decode_xqkv_prg_config) == repr(mc["XQKV_DECODE_PROGCFG"])
     assert attention.config.use_fused_all_gather_matmul  # TTTv1 fuses the all-gather into wo on a T3K ring
+    model, logits = namespace["model"], namespace["logits"]
+    assert type(model.embd).__name__ == "Embedding1D" and type(model.lm_head).__name__ == "LMHead1D"
+    assert type(model.norm).__name__ == "RMSNorm1D"
+    assert tuple(logits.shape) == (32, 1, args.vocab_size)

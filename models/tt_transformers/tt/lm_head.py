@@ -17,6 +17,7 @@ import torch
 import ttnn
 
 from models.common.modules.lightweight_module import LightweightModule
+from models.tt_transformers.tt.case_collection import record_case
 from models.tt_transformers.tt.ccl import tt_all_reduce
 
 WEIGHT_KEY = "output.weight"
@@ -24,6 +25,11 @@ GALAXY_MESH_COLS = 4  # TTTv1: Galaxy splits dim over 4 mesh columns and the voc
 GALAXY_MESH_ROWS = 8
 GALAXY_SMALL_DIM = 2048  # TTTv1: dim-2048 models keep the Galaxy LM head interleaved in DRAM, no program config
 GALAXY_COLUMNS_PER_ROW = 16 * 1024  # (dim, 128k) on 8 rows → 16k vocabulary columns per device
+CASES_FILE = "lm_head_1d_performance"
+CASES_HEADER = (
+    "mesh_rows", "mesh_cols", "rows", "dim", "vocab_size", "padded_vocab_size", "split_columns", "weight_dtype",
+    "hf_model_name",
+)  # fmt: skip
 
 
 class LMHead(LightweightModule):
@@ -122,6 +128,10 @@ class LMHead(LightweightModule):
 
     def forward(self, x: ttnn.Tensor) -> ttnn.Tensor:
         """x: [1, 1, 32, dim (/ 4 on Galaxy)] in LM_HEAD_INPUT_MEMCFG → [1, 1, 32, vocab slice] in L1."""
+        args = self.args
+        splits = "/".join(str(w.shape[-1]) for w in self.output_weights)  # per device
+        row = (*args.cluster_shape, x.shape[-2], args.dim, self.vocab_size, args.padded_vocab_size, splits)
+        record_case(CASES_FILE, CASES_HEADER, (*row, self.output_weights[0].dtype, args.model_name))
         outputs = []
         for weight, program_config in zip(self.output_weights, self.program_configs, strict=True):
             output = ttnn.linear(

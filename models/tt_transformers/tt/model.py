@@ -8,7 +8,12 @@ decode:  prepare_inputs_decode(tokens, current_pos) → ttnn_decode_forward (one
 
 Logits stay split over the devices (each its vocabulary slice) and are composed on the host; the caller samples.
 ``attention`` / ``feed_forward`` / ``attention_norm`` / ``ff_norm`` are passed to every TransformerBlock (TTTv2
-builders such as ``MLP1D.from_model_args``, or None for TTTv1's); the final norm is TTTv1's. Every weight, the
+builders such as ``MLP1D.from_model_args``, or None for TTTv1's). ``embedding``, ``norm`` (the final norm) and
+``lm_head`` swap the model's own modules the same way: builders called with TTTv1's arguments
+(``embedding(mesh_device, args, weight_cache_path, state_dict, dtype)``, ``norm(mesh_device, tt_ccl, args,
+state_dict, weight_cache_path, None, "norm")``, ``lm_head(args, mesh_device, tt_ccl, dtype, state_dict,
+state_dict_prefix, weight_cache_path, max_columns_per_device)``), e.g. ``Embedding1D.from_model_args``,
+``RMSNorm1D.from_model_args``, ``LMHead1D.from_model_args``. Every weight, the
 embedding included, is cached under ``weight_cache_path`` (upstream caches the embedding under
 ``args.weight_cache_path(dtype)``).
 
@@ -44,6 +49,9 @@ class Transformer(LightweightModule):
         feed_forward=None,
         attention_norm=None,
         ff_norm=None,
+        embedding=None,
+        norm=None,
+        lm_head=None,
     ):
         super().__init__()
         self.args = args
@@ -54,7 +62,7 @@ class Transformer(LightweightModule):
         self.model_config = args.get_model_config()
         self.tt_ccl = get_tt_ccl(mesh_device)
 
-        self.embd = Embedding(mesh_device, args, weight_cache_path, state_dict, dtype=ttnn.bfloat16)
+        self.embd = (embedding or Embedding)(mesh_device, args, weight_cache_path, state_dict, dtype=ttnn.bfloat16)
         # TTTv1's attention rotates Q and K in one fused op when args.use_qk_fused (each user twice in the rotary
         # matrices); TTTv2 attention modules rotate them one at a time
         self.rope_setup = RotarySetup(
@@ -86,8 +94,8 @@ class Transformer(LightweightModule):
             )
             for i in range(self.n_layers)
         ]
-        self.norm = tttv1_norm(mesh_device, self.tt_ccl, args, state_dict, weight_cache_path, None, "norm")
-        self.lm_head = LMHead(
+        self.norm = (norm or tttv1_norm)(mesh_device, self.tt_ccl, args, state_dict, weight_cache_path, None, "norm")
+        self.lm_head = (lm_head or LMHead)(
             args,
             mesh_device,
             self.tt_ccl,

@@ -55,9 +55,6 @@ TG_HEAD_INPUT_CORES = 40  # CREATE_HEAD_INPUT_MEMCFG: [32, 32] shards on 40 core
 TG_XQKV_ROWS_70B = 5  # XQKV_DECODE_PROGCFG grid (8, 5) and in0_block_w 2 for Llama 70B/90B on Galaxy
 TG_MLP_1D_GRID = ttnn.CoreGrid(x=8, y=2)  # FF1_3_TG_PROGCFG / FF2_TG_PROGCFG grid
 TG_SELF_OUT_DIM_8192_WIDTH = 2048  # SELF_OUT_REDUCE_SCATTER_MEMCFG for dim 8192: [32, 2048 / 8 / 8]
-LM_HEAD_ROWS = 8  # lm_head core grid: start from 8 rows (4 on Galaxy) of 8 cores, shrink until dim divides
-LM_HEAD_GALAXY_ROWS = 4
-LM_HEAD_COLS = 8
 # "128256 / 4 was experimentally the maximum columns per device; on 48 cores that is 668 columns per core"
 LM_HEAD_COLUMNS_PER_CORE = 668
 BLACKHOLE_LM_HEAD_COLUMNS = 128256 // 8
@@ -485,27 +482,12 @@ class ModelArgs:
         )
 
     def _lm_head_core_grid(self) -> ttnn.CoreGrid:
-        """Most rows (<= 8, <= 4 on Galaxy) of up to 8 cores such that dim splits into whole tiles over them."""
-        rows = LM_HEAD_ROWS
-        if self.is_galaxy:
-            rows = LM_HEAD_GALAXY_ROWS
-            while self.dim % (TILE * TILE * rows):
-                rows -= 1
-                if rows == 0:
-                    raise ValueError(
-                        f"dim={self.dim} is not a multiple of {TILE * TILE} (32x32 tiles per lm_head row on a "
-                        f"Galaxy): {self.model_name} does not run on a "
-                        f"{self.cluster_shape[0]}x{self.cluster_shape[1]} mesh"
-                    )
-        cols = LM_HEAD_COLS
-        while self.dim % (TILE * rows * cols):
-            rows -= 1
-            if rows == 0:
-                cols -= 1
-                if cols == 0:
-                    raise ValueError(f"no lm_head core grid splits dim={self.dim} into whole tiles")
-                rows = LM_HEAD_ROWS
-        return ttnn.CoreGrid(y=rows, x=cols)
+        try:
+            return pc.lm_head_core_grid(self.dim, self.is_galaxy)
+        except ValueError as error:
+            raise ValueError(
+                f"{error}: {self.model_name} does not run on a {self.cluster_shape[0]}x{self.cluster_shape[1]} mesh"
+            ) from error
 
     # ---- model_config ----------------------------------------------------------------------------------------
 
@@ -578,7 +560,8 @@ class ModelArgs:
             ),
             "SHARDED_ATTN_INPUT_MEMCFG": (
                 pc.width_sharded_l1_memcfg(
-                    (TILE, _nearest_32(dim // (LM_HEAD_COLS * lm_rows) // TG_COLS)), ttnn.CoreGrid(y=lm_rows, x=8)
+                    (TILE, _nearest_32(dim // (pc.CORES_PER_ROW * lm_rows) // TG_COLS)),
+                    ttnn.CoreGrid(y=lm_rows, x=8),
                 )
                 if self.is_galaxy
                 else pc.width_sharded_l1_memcfg((B, dim // attn_input_grid.num_cores), attn_input_grid)

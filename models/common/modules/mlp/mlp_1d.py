@@ -13,7 +13,8 @@ w1/w3 are split column-wise (hidden) and w2 row-wise across the devices, so each
 the output; the reduce-scatter sums them and leaves each device 1/N of ``dim`` (TTTv1 keeps the residual stream
 width-fractured on N300/T3K). On one device no CCL op is issued. Defaults are TTTv1's (models/tt_transformers/tt/
 mlp.py + model_config.py): DRAM-sharded decode matmuls with HiFi2 ("drops 1 bit of the activations but would be
-FLOP-bound on 12 cores with HiFi4"), bfloat8_b weights.
+FLOP-bound on 12 cores with HiFi4"), bfloat8_b weights, and the hidden dim zero-padded where TTTv1 pads it
+(``padded_hidden_dim``; Qwen2.5-7B's 18944 runs as 19456 on 1x2, so the decode matmuls split over 16 cores).
 """
 
 import math
@@ -26,10 +27,16 @@ import ttnn
 
 from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
-from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
+from models.common.modules.lazy_weight import (
+    LazyWeight,
+    MeshMapping,
+    load_input_device_tensor,
+    resolve_lazy_weight,
+    zero_padded,
+)
 from models.common.modules.lightweight_module import LightweightModule, identity
 from models.common.modules.module_config import ResolvableConfig
-from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim, pad_dim_to_size
+from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim, nearest_multiple
 
 WORMHOLE_PREFILL_LEN_CUTOFF = 1024  # TTTv1: "512 if Blackhole, 1024 if Wormhole" rows per prefill matmul
 BLACKHOLE_PREFILL_LEN_CUTOFF = 512
@@ -43,6 +50,16 @@ PREFILL_GRID_ROWS = 8  # TTTv1 find_prefill_grid(8, ...): prefill matmuls use 8 
 # TTTv1: per_core_N of prefill matmuls matches the DRAM shard width (8 on Wormhole) "otherwise matmuls silently
 # give bad PCC".
 WORMHOLE_DRAM_SHARD_GRID_WIDTH = 8
+# TTTv1 ModelArgs pads the hidden dim of some models to a multiple of PAD_MLP_CORES * 32 * devices, so the decode
+# matmuls split over more cores (upstream model_config.py, default_padded_cores by base model name: Qwen2.5-7B 16,
+# Qwen2.5-72B and Qwen2.5-VL-72B 32, QwQ-32B and Qwen2.5-VL-32B 16). Keyed here on what the weights show,
+# (dim, hidden_dim, devices) -> PAD_MLP_CORES. Qwen2.5-7B runs on 2 or 4 devices only in TTTv1; on 1 device its dims
+# are Qwen2-7B's, which TTTv1 does not pad (on 2 it cannot tell them apart and pads both). (5120, 27648) is left
+# out: those are the dims of the shipped Qwen2.5-Coder-32B too, which TTTv1 does not pad.
+TTTV1_HIDDEN_PAD_CORES = {
+    **{(3584, 18944, devices): 16 for devices in (2, 4)},
+    **{(8192, 29568, devices): 32 for devices in (1, 2, 4, 8, 32)},
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,7 @@ class SwiGLUConfig(ResolvableConfig):
     tt_ccl: Any = None
     topology: ttnn.Topology | None = None
     num_reduce_scatter_links: int = 1
+    padded_hidden_dim: int | None = None  # hidden dim the weights are zero-padded to on upload (TTTv1 hidden_dim)
     # math
     activation: ttnn.UnaryOpType = ttnn.UnaryOpType.SILU
     activation_dtype: ttnn.DataType | None = None  # None: TTTv1's per-op dtypes (bfloat8_b mul output)
@@ -86,6 +104,11 @@ class SwiGLUConfig(ResolvableConfig):
     def num_devices(self) -> int:
         return self.mesh_device.get_num_devices()
 
+    @property
+    def hidden_pieces(self) -> int:
+        """Pieces the hidden dim of w1/w3 is split into (every device; MLP2D: the mesh rows)."""
+        return self.num_devices
+
     def default_mesh_device(self):
         return self.w1.device or ttnn.GetDefaultDevice()
 
@@ -94,6 +117,12 @@ class SwiGLUConfig(ResolvableConfig):
 
     def default_topology(self):
         return ccl.default_topology(self.mesh_device)
+
+    def default_padded_hidden_dim(self):
+        """TTTv1's padding, then whole tiles in each hidden piece."""
+        cores = TTTV1_HIDDEN_PAD_CORES.get((self.dim, self.hidden_dim, self.num_devices))
+        hidden = nearest_multiple(self.hidden_dim, cores * TILE_SIZE * self.num_devices) if cores else self.hidden_dim
+        return get_padded_hidden_dim(hidden, self.hidden_pieces)
 
     def default_w1_w3_dtype(self):
         return ttnn.bfloat8_b
@@ -118,8 +147,8 @@ class SwiGLUConfig(ResolvableConfig):
 
 
 def swiglu_model_args(args, state_dict, weight_cache_path, layer_num: int, state_dict_prefix=None) -> dict:
-    """SwiGLUConfig fields as TTTv1's MLP takes them from a ModelArgs (Meta-named weights padded to
-    ``args.hidden_dim`` and cached under TTTv1's names; the layer's dtypes and fidelities; prefill cutoff and
+    """SwiGLUConfig fields as TTTv1's MLP takes them from a ModelArgs (Meta-named weights, padded to
+    ``args.hidden_dim`` on upload and cached under TTTv1's names; the layer's dtypes and fidelities; prefill cutoff and
     program configs). Shared by MLP1DConfig.from_model_args and MLP2DConfig.from_model_args."""
     from models.tt_transformers.tt.model_config import OpGroup, TensorGroup
 
@@ -130,15 +159,15 @@ def swiglu_model_args(args, state_dict, weight_cache_path, layer_num: int, state
     suffix = f".hidden_dim_{args.hidden_dim}" if args.hidden_dim != args.unpadded_hidden_dim else ""
     cached = weight_cache_path is not None and not args.dummy_weights
 
-    def weight(name: str, pad_dim: int) -> LazyWeight:
-        source = pad_dim_to_size(state_dict[f"{prefix}.{name}.weight"].T, pad_dim, args.hidden_dim)
+    def weight(name: str) -> LazyWeight:
         cache = dict(cache_dir=weight_cache_path, cache_name=f"{prefix}.{name}_sharded{suffix}") if cached else {}
-        return LazyWeight(source, **cache)
+        return LazyWeight(state_dict[f"{prefix}.{name}.weight"].T, **cache)
 
     return dict(
-        w1=weight("w1", -1),
-        w2=weight("w2", -2),
-        w3=weight("w3", -1),
+        w1=weight("w1"),
+        w2=weight("w2"),
+        w3=weight("w3"),
+        padded_hidden_dim=args.hidden_dim,
         topology=args.ccl_topology(),
         num_reduce_scatter_links=args.num_reduce_scatter_links,
         activation=args.mlp_activation_type,
@@ -191,12 +220,9 @@ class MLP1DConfig(SwiGLUConfig):
 
     # --- derived sizes ---------------------------------------------------------------------------------------
     @property
-    def padded_hidden_dim(self) -> int:
-        return get_padded_hidden_dim(self.hidden_dim, self.num_devices)
-
-    @property
     def hidden_per_device(self) -> int:
-        return self.padded_hidden_dim // self.num_devices
+        padded = self.padded_hidden_dim or self.default_padded_hidden_dim()  # decode_input_core_grid before resolve()
+        return padded // self.num_devices
 
     @property
     def tile_padded_batch_rows(self) -> int:
@@ -275,21 +301,14 @@ class MLP1D(LightweightModule):
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ccl.ONE_D_MESHES:
             raise ValueError(f"MLP1D runs on 1D meshes {ccl.ONE_D_MESHES}, not {shape}; use MLP2D on Galaxy (8x4, 4x8)")
+        check_swiglu_weights(cfg, "MLP1D")
         w1_w3 = dict(dtype=cfg.w1_w3_dtype, memory_config=cfg.w1_w3_memcfg, mesh_mapping=MeshMapping.shard(-1))
         w2 = dict(dtype=cfg.w2_dtype, memory_config=cfg.w2_memcfg, mesh_mapping=MeshMapping.shard(-2))
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT)
         self.config = cfg
         self.weights = {
-            "w1": resolve_lazy_weight(cfg.w1, **w1_w3, **common),
-            "w3": resolve_lazy_weight(cfg.w3, **w1_w3, **common),
-            "w2": resolve_lazy_weight(cfg.w2, **w2, **common),
+            name: resolve_lazy_weight(weight, **kw, **common) for name, weight, kw in padded_weights(cfg, w1_w3, w2)
         }
-        expected = {"w1": (cfg.dim, cfg.padded_hidden_dim), "w3": (cfg.dim, cfg.padded_hidden_dim)}
-        expected["w2"] = (cfg.padded_hidden_dim, cfg.dim)
-        for name, shape_expected in expected.items():
-            got = self.weights[name].padded_shape(shape)
-            if got != shape_expected:
-                raise ValueError(f"MLP1D {name} has (padded) shape {got}, expected {shape_expected}")
         self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
         single = cfg.num_devices == 1
         links = dict(topology=cfg.topology, num_links=cfg.num_reduce_scatter_links)
@@ -369,6 +388,32 @@ def default_prefill_len_cutoff(dim: int, num_devices: int) -> int:
     if (dim, num_devices) in SHORT_PREFILL_LEN_CUTOFF_SHAPES:
         return SHORT_PREFILL_LEN_CUTOFF
     return WORMHOLE_PREFILL_LEN_CUTOFF
+
+
+def check_swiglu_weights(cfg: SwiGLUConfig, module: str) -> None:
+    """One clear error for mismatched weight shapes or a ``padded_hidden_dim`` the hidden dim cannot pad to."""
+    expected = {"w1": (cfg.dim, cfg.hidden_dim), "w3": (cfg.dim, cfg.hidden_dim), "w2": (cfg.hidden_dim, cfg.dim)}
+    for name, shape in expected.items():
+        got = getattr(cfg, name).shape
+        if got != shape:
+            raise ValueError(
+                f"{module} {name} has shape {got}, expected {shape} (w1/w3: (dim, hidden), w2: transposed)"
+            )
+    if cfg.padded_hidden_dim < cfg.hidden_dim or cfg.padded_hidden_dim % (cfg.hidden_pieces * TILE_SIZE):
+        raise ValueError(
+            f"{module} padded_hidden_dim {cfg.padded_hidden_dim} must be >= hidden {cfg.hidden_dim} and split into "
+            f"whole tiles over {cfg.hidden_pieces} pieces; leave it None for TTTv1's padding"
+        )
+
+
+def padded_weights(cfg: SwiGLUConfig, w1_w3: dict, w2: dict):
+    """(name, weight zero-padded to ``padded_hidden_dim`` on upload, conversion fields) for w1, w3, w2."""
+    hidden = cfg.padded_hidden_dim
+    return (
+        ("w1", zero_padded(cfg.w1, -1, hidden), w1_w3),
+        ("w3", zero_padded(cfg.w3, -1, hidden), w1_w3),
+        ("w2", zero_padded(cfg.w2, -2, hidden), w2),
+    )
 
 
 def swiglu_gate(w1_out, w3_out, activation, dtype):

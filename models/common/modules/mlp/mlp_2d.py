@@ -22,7 +22,13 @@ import ttnn
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.mlp.mlp_1d import SwiGLUConfig, swiglu_gate, swiglu_model_args
+from models.common.modules.mlp.mlp_1d import (
+    SwiGLUConfig,
+    check_swiglu_weights,
+    padded_weights,
+    swiglu_gate,
+    swiglu_model_args,
+)
 
 TG_DECODE_PROGCFG_MIN_DIM = 4096  # TTTv1 mlp.py: FF1_3_TG_PROGCFG / FF2_TG_PROGCFG from dim 4096 on, ttnn picks below
 
@@ -71,6 +77,11 @@ class MLP2DConfig(SwiGLUConfig):
             **swiglu_model_args(args, state_dict, weight_cache_path, layer_num, state_dict_prefix),
         )
 
+    @property
+    def hidden_pieces(self) -> int:
+        """w1/w3 split the hidden dim over the mesh rows."""
+        return tuple(self.mesh_device.shape)[ccl.ROW_AXIS]
+
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
 
@@ -98,13 +109,13 @@ class MLP2D(LightweightModule):
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ccl.TWO_D_MESHES:
             raise ValueError(f"MLP2D runs on Galaxy meshes {ccl.TWO_D_MESHES}, not {shape}; use MLP1D on 1D meshes")
+        check_swiglu_weights(cfg, "MLP2D")
         common = dict(device=cfg.mesh_device, layout=ttnn.TILE_LAYOUT, memory_config=ttnn.DRAM_MEMORY_CONFIG)
-        w1_w3 = dict(dtype=cfg.w1_w3_dtype, mesh_mapping=MeshMapping.shard_2d(-1, -2), **common)
+        w1_w3 = dict(dtype=cfg.w1_w3_dtype, mesh_mapping=MeshMapping.shard_2d(-1, -2))
+        w2 = dict(dtype=cfg.w2_dtype, mesh_mapping=MeshMapping.shard_2d(-2, -1))
         self.config = cfg
         self.weights = {
-            "w1": resolve_lazy_weight(cfg.w1, **w1_w3),
-            "w3": resolve_lazy_weight(cfg.w3, **w1_w3),
-            "w2": resolve_lazy_weight(cfg.w2, dtype=cfg.w2_dtype, mesh_mapping=MeshMapping.shard_2d(-2, -1), **common),
+            name: resolve_lazy_weight(weight, **kw, **common) for name, weight, kw in padded_weights(cfg, w1_w3, w2)
         }
         self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
         self._input_mapping = MeshMapping.shard_2d(None, -1)

@@ -15,8 +15,15 @@ import ttnn
 from models.common import devices
 from models.common.devices import REPO_ROOT
 from models.common.modules.attention.attention_1d import Attention1D
+from models.common.modules.attention.attention_2d import Attention2D
+from models.common.modules.embedding.embedding_1d import Embedding1D
+from models.common.modules.embedding.embedding_2d import Embedding2D
+from models.common.modules.lm_head.lm_head_1d import LMHead1D
+from models.common.modules.lm_head.lm_head_2d import LMHead2D
 from models.common.modules.mlp.mlp_1d import MLP1D
+from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
+from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.tt_transformers.demo.simple_text_demo import (
     DEFAULT_DECODE_STEPS,
     MOCK_WARNING,
@@ -41,12 +48,26 @@ SWAPS = {
         "feed_forward": MLP1D.from_model_args,
         "attention_norm": RMSNorm1D.from_model_args,
         "ff_norm": RMSNorm1D.from_model_args,
+        "embedding": Embedding1D.from_model_args,
+        "norm": RMSNorm1D.from_model_args,
+        "lm_head": LMHead1D.from_model_args,
+    },
+    "all-tttv2-2d": {
+        "attention": Attention2D.from_model_args,
+        "feed_forward": MLP2D.from_model_args,
+        "attention_norm": RMSNorm2D.from_model_args,
+        "ff_norm": RMSNorm2D.from_model_args,
+        "embedding": Embedding2D.from_model_args,
+        "norm": RMSNorm2D.from_model_args,
+        "lm_head": LMHead2D.from_model_args,
     },
 }
 TRANSFORMER_CASES = [
     pytest.param((1, 8), "tttv1", id="1x8-tttv1"),
     pytest.param((8, 4), "tttv1", id="8x4-tttv1"),
     pytest.param((1, 1), "all-tttv2", id="1x1-all-tttv2", marks=pytest.mark.slow),
+    pytest.param((1, 8), "all-tttv2", id="1x8-all-tttv2"),
+    pytest.param((8, 4), "all-tttv2-2d", id="8x4-all-tttv2-2d"),
 ]
 SCRIPT = REPO_ROOT / "run_tttv1_simple_demos.sh"
 CASE_FILES = ("attention_1d_performance.csv", "mlp_1d_performance.csv", "rmsnorm_1d_performance.csv")
@@ -65,13 +86,14 @@ def _subprocess_env(cases_dir) -> dict[str, str]:
 
 
 def _assert_cases_recorded(cases_dir, model):
-    """Every TTTv1 module recorded a prefill and a decode case (the model's, for the MLP that names it)."""
+    """Every TTTv1 module recorded a prefill and a decode case (the model's, for the modules that name it)."""
     for name in CASE_FILES:
         with open(cases_dir / name, newline="") as f:
             rows = list(csv.DictReader(f))
         assert {"prefill", "decode"} <= {row["mode"] for row in rows}, name
-    with open(cases_dir / "mlp_1d_performance.csv", newline="") as f:
-        assert {row["hf_model_name"] for row in csv.DictReader(f)} == {model}
+    for name in ("mlp_1d_performance.csv", "embedding_1d_performance.csv", "lm_head_1d_performance.csv"):
+        with open(cases_dir / name, newline="") as f:
+            assert {row["hf_model_name"] for row in csv.DictReader(f)} == {model}, name
 
 
 def _skip_unless_the_system_has(mesh_shape):

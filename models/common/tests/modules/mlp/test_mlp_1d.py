@@ -100,7 +100,7 @@ def test_bad_inputs_get_one_clear_error(ttnn_mesh_device):
         mlp.decode_forward(dram_input)
     with pytest.raises(ValueError, match="prefill seq_len 1536 must be a multiple of 1024"):
         mlp.prefill_forward(LazyWeight(torch.randn(1, 1, 1536, LLAMA_1B[0])), 1536)
-    with pytest.raises(ValueError, match=r"w2 has \(padded\) shape \(2048, 8192\), expected \(8192, 2048\)"):
+    with pytest.raises(ValueError, match=r"w2 has shape \(2048, 8192\), expected \(8192, 2048\)"):
         w1, w2, w3 = _weights(*LLAMA_1B)
         MLP1D(LazyWeight(w1), LazyWeight(w2.T.contiguous()), LazyWeight(w3), mesh_device=ttnn_mesh_device)
 
@@ -138,18 +138,22 @@ def test_defaults_equal_tttv1_model_config(model, mesh):
     host_mesh = HostMesh.for_shape(mesh)
     args = ModelArgs(host_mesh, hf_model=model, max_batch_size=32)
     mc = args.model_config
-    shapes = [(args.dim, args.hidden_dim), (args.hidden_dim, args.dim), (args.dim, args.hidden_dim)]
+    hidden = args.unpadded_hidden_dim  # the checkpoint's weights: MLP1D pads them itself
+    shapes = [(args.dim, hidden), (hidden, args.dim), (args.dim, hidden)]
     w1, w2, w3 = (LazyWeight(torch.empty(shape)) for shape in shapes)
 
     def resolved(**overrides):
         config = MLP1DConfig(w1=w1, w2=w2, w3=w3, mesh_device=host_mesh, tt_ccl=object(), topology=None, **overrides)
         return config.resolve()
 
-    # MLP1D keys its L1-safe 512-row prefill cutoff on (dim, devices), TTTv1 on model names: Qwen2-7B has Qwen2.5-7B's
-    # dim but is not on TTTv1's N300 list, so there the defaults differ on purpose. The rest compares at TTTv1's.
-    cutoff_differs = {("Qwen2-7B-Instruct", (1, 2)): 512}
-    assert resolved().prefill_len_cutoff == cutoff_differs.get((model, mesh), args.prefill_len_cutoff)
-    cfg = resolved(prefill_len_cutoff=args.prefill_len_cutoff)
+    # MLP1D keys its L1-safe 512-row prefill cutoff and its hidden padding on the weights' dims, TTTv1 on model names:
+    # Qwen2-7B has Qwen2.5-7B's dims but is not on TTTv1's N300 or padding lists, so there the defaults differ on
+    # purpose (512 rows, hidden 18944 padded to 19456). The rest compares at TTTv1's values.
+    differs = {("Qwen2-7B-Instruct", (1, 2)): (512, 19456)}
+    defaults = resolved()
+    expected = differs.get((model, mesh), (args.prefill_len_cutoff, args.hidden_dim))
+    assert (defaults.prefill_len_cutoff, defaults.padded_hidden_dim) == expected
+    cfg = resolved(prefill_len_cutoff=args.prefill_len_cutoff, padded_hidden_dim=args.hidden_dim)
     pairs = {
         "SHARDED_MLP_INPUT_MEMCFG": cfg.decode_input_memcfg,
         "DECODE_MLP_W1_W3_PRG_CONFIG": cfg.decode_w1_w3_prg_config,

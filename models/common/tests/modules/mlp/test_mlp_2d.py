@@ -125,7 +125,7 @@ def _check_equals_tttv1(args):
     mesh, mc = HostMesh.for_shape((8, 4)), args.model_config
     precision = mc["DECODERS_OPTIMIZATIONS"]
     cfg = MLP2DConfig.from_model_args(mesh, object(), args, _meta_mlp_weights(args), None, 0).resolve()
-    assert (cfg.dim, cfg.hidden_dim) == (args.dim, args.hidden_dim), args.model_name  # padded as TTTv1 pads
+    assert (cfg.dim, cfg.padded_hidden_dim) == (args.dim, args.hidden_dim), args.model_name  # as TTTv1 pads
     tg_configs = args.dim >= 4096  # TTTv1 mlp.py: the TG decode program configs from dim 4096 on
     assert repr(cfg.decode_w1_w3_prg_config) == repr(mc["FF1_3_TG_PROGCFG"] if tg_configs else None), args.model_name
     assert repr(cfg.decode_w2_prg_config) == repr(mc["FF2_TG_PROGCFG"] if tg_configs else None)

@@ -267,7 +267,10 @@ def _check_norms_equal_tttv1(host_mesh, args):
     hidden = (LazyWeight(torch.empty(shape, device="meta")) for shape in [(args.dim, args.hidden_dim)] * 3)
     consumer_grids = {  # the core grid of the module each norm feeds
         "attention_norm": None,  # RMSNorm1D's own default: TTTv1's attention input grid
-        "ffn_norm": MLP1DConfig(*hidden, mesh_device=host_mesh, tt_ccl=object()).decode_input_core_grid,
+        # TTTv1's MLP (its hidden dim: MLP1D's own padding differs for Qwen2-7B on 1x2, see test_mlp_1d)
+        "ffn_norm": MLP1DConfig(
+            *hidden, mesh_device=host_mesh, tt_ccl=object(), padded_hidden_dim=args.hidden_dim
+        ).decode_input_core_grid,
         "norm": args.lm_head_core_grid,
     }
     for key, layer, program_key, memcfg_key in RESIDUAL_NORMS:
