@@ -8,6 +8,9 @@ The residual stream is TTTv1's: width-split over the devices (1D) or the mesh co
 attention's ``decode_residual_memcfg`` for decode and in DRAM for prefill. Which modules (1D or 2D) is decided once,
 by ``parts_for(mesh_shape)``; the forwards are the same op list on every mesh. Family differences are data: the
 biases and q/k norms the ModelDescription says the model has, and its norms' unit offset.
+
+A caller that watches the block (the decoder-layer report) passes ``watch``: every part (each module in ``MODULES``,
+and each ``RESIDUAL`` add) runs as ``watch(name, forward, *args)``, which must return ``forward(*args)``.
 """
 
 from collections.abc import Callable
@@ -57,6 +60,16 @@ def _final_norm_2d(weight: LazyWeight, description: ModelDescription, lm_head, r
     """RMSNorm2D writing its column slice into the LM head's decode input (LMHead2D takes dim split over columns)."""
     memcfgs = dict(decode_input_memcfg=residual_memcfg, decode_output_memcfg=lm_head.config.decode_input_memcfg)
     return RMSNorm2D(weight, **memcfgs, **_norm_kw(description), **kw)
+
+
+MODULES = ("attention_norm", "attention", "ffn_norm", "mlp")  # a block's modules, in the order they run
+RESIDUAL = "residual"  # the watch name of the residual adds
+Watch = Callable[..., ttnn.Tensor]  # (name, forward, *args) → forward(*args)
+
+
+def unwatched(name: str, forward: Callable, *args) -> ttnn.Tensor:
+    """The default ``watch``: just the call."""
+    return forward(*args)
 
 
 def _norm_kw(description: ModelDescription) -> dict:
@@ -110,7 +123,8 @@ def rope_for(description: ModelDescription, mesh_device, max_seq_len: int, max_b
 
 class DecoderBlock:
     """``DecoderBlock(description, weights, mesh_device, max_seq_len=..., max_batch_size=32)``: ``weights`` are one
-    layer's canonical LazyWeights (``HFModel.weights("layers.i.")``)."""
+    layer's canonical LazyWeights (``HFModel.weights("layers.i.")``); ``overrides``: module name (``MODULES``) →
+    config fields given over that module's defaults (e.g. a precision recipe's dtypes and fidelities)."""
 
     def __init__(
         self,
@@ -121,8 +135,10 @@ class DecoderBlock:
         max_seq_len: int,
         max_batch_size: int = 32,
         paged_attention_config: PagedAttentionConfig | None = None,
+        overrides: dict[str, dict] | None = None,
     ):
         d = description
+        given = overrides or {}
         parts = parts_for(mesh_device.shape)
         host = {name: weight.host_tensor() for name, weight in weights.items()}
         attention_kw = dict(
@@ -138,39 +154,66 @@ class DecoderBlock:
         if d.qk_norm:  # per-head norms take the weight as is: no family with q/k norms has a unit offset
             attention_kw.update({n: host[f"self_attn.{n}.weight"] for n in ("q_norm", "k_norm")})
             attention_kw["norm_eps"] = d.norm_eps
+        attention_kw.update(given.get("attention", {}))
         self.attention = parts.attention.from_hf(
             *(host[f"self_attn.{n}_proj.weight"] for n in "qkvo"), mesh_device=mesh_device, **attention_kw
         )
         self.mlp = parts.mlp(  # w1 = gate_proj.T, w2 = down_proj.T, w3 = up_proj.T
-            *(LazyWeight(host[f"mlp.{n}_proj.weight"].T) for n in ("gate", "down", "up")), mesh_device=mesh_device
+            *(LazyWeight(host[f"mlp.{n}_proj.weight"].T) for n in ("gate", "down", "up")),
+            mesh_device=mesh_device,
+            **given.get("mlp", {}),
         )
         self.residual_memcfg = self.attention.config.decode_residual_memcfg
 
-        def norm(name, consumer):
-            weight = LazyWeight(host[f"{name}.weight"])
-            return parts.norm(weight, d, consumer, self.residual_memcfg, mesh_device=mesh_device)
+        def norm(name, hf_name, consumer):
+            weight = LazyWeight(host[f"{hf_name}.weight"])
+            return parts.norm(weight, d, consumer, self.residual_memcfg, mesh_device=mesh_device, **given.get(name, {}))
 
-        self.attention_norm = norm("input_layernorm", self.attention)
-        self.ffn_norm = norm("post_attention_layernorm", self.mlp)
+        self.attention_norm = norm("attention_norm", "input_layernorm", self.attention)
+        self.ffn_norm = norm("ffn_norm", "post_attention_layernorm", self.mlp)
 
-    def decode_forward(self, x, current_pos, rot_mats, page_table=None) -> ttnn.Tensor:
+    @property
+    def modules(self) -> dict:
+        """The block's modules by name, in ``MODULES`` order."""
+        return {name: getattr(self, name) for name in MODULES}
+
+    def decode_forward(self, x, current_pos, rot_mats, page_table=None, watch: Watch = unwatched) -> ttnn.Tensor:
         """x: the residual [1, 1, 32, dim / split] in ``residual_memcfg`` (consumed); current_pos: one position per
         user (int32 device tensor or host ints); rot_mats: the model rope's decode_forward. Returns the next one."""
-        attn = self.attention.decode_forward(self.attention_norm.decode_forward(x), current_pos, rot_mats, page_table)
-        h = _add(x, attn, self.residual_memcfg)
-        return _add(h, self.mlp.decode_forward(self.ffn_norm.decode_forward(h)), self.residual_memcfg)
+        attn_in = watch("attention_norm", self.attention_norm.decode_forward, x)
+        attn = watch("attention", self.attention.decode_forward, attn_in, current_pos, rot_mats, page_table)
+        h = watch(RESIDUAL, _add, x, attn, self.residual_memcfg)
+        ff_out = watch("mlp", self.mlp.decode_forward, watch("ffn_norm", self.ffn_norm.decode_forward, h))
+        return watch(RESIDUAL, _add, h, ff_out, self.residual_memcfg)
 
     def prefill_forward(
-        self, x, seq_len, rot_mats, user_id=0, page_table=None, chunk_page_table=None, chunk_start_idx=None
+        self,
+        x,
+        seq_len,
+        rot_mats,
+        user_id=0,
+        page_table=None,
+        chunk_page_table=None,
+        chunk_start_idx=None,
+        watch: Watch = unwatched,
     ) -> ttnn.Tensor:
         """x: the residual [1, 1, seq_len, dim / split] in DRAM (consumed); fills user ``user_id``'s KV cache
         (through ``chunk_page_table`` for a chunk starting at ``chunk_start_idx``). Returns the next residual."""
-        attn_in = self.attention_norm.prefill_forward(x)
-        attn = self.attention.prefill_forward(
-            attn_in, seq_len, rot_mats, user_id, page_table, chunk_page_table, chunk_start_idx
+        attn_in = watch("attention_norm", self.attention_norm.prefill_forward, x)
+        attn = watch(
+            "attention",
+            self.attention.prefill_forward,
+            attn_in,
+            seq_len,
+            rot_mats,
+            user_id,
+            page_table,
+            chunk_page_table,
+            chunk_start_idx,
         )
-        h = _add(x, attn, ttnn.DRAM_MEMORY_CONFIG)
-        return _add(h, self.mlp.prefill_forward(self.ffn_norm.prefill_forward(h), seq_len), ttnn.DRAM_MEMORY_CONFIG)
+        h = watch(RESIDUAL, _add, x, attn, ttnn.DRAM_MEMORY_CONFIG)
+        ff_out = watch("mlp", self.mlp.prefill_forward, watch("ffn_norm", self.ffn_norm.prefill_forward, h), seq_len)
+        return watch(RESIDUAL, _add, h, ff_out, ttnn.DRAM_MEMORY_CONFIG)
 
 
 def _add(residual, update, memory_config) -> ttnn.Tensor:
