@@ -5,7 +5,7 @@
         [--seq-len 128] [--decode-steps 4] [--layers 1] [--no-numerics] [--precision RECIPES] [--compare-tttv1]
         [--json PATH] [--plot PATH]
 
-Builds one decoder layer of TTTv2 modules (models/common/report/layer.py) from the checkpoint or seeded random
+Builds one decoder layer (models/common/models/decoder_block.py, TTTv2 modules) from the checkpoint or seeded random
 weights, runs prefill and decode steps on the device at hand (hardware, simulator or mock), and prints per module and
 per op: program configs, memory configs, dtypes, math fidelity, weight and KV-cache bytes per device, host dispatch
 time, a DRAM-roofline estimate per decode token and a compute estimate for prefill, and the PCC of each module and of

@@ -34,6 +34,7 @@ LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "origina
 # config.json fields the layer is built from (transformers would fill a missing one with its class default)
 REQUIRED_CONFIG_FIELDS = ("hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers")
 TEXT_CONFIG = "text_config"  # Llama vision configs nest the language model's fields here
+TEXT_MODEL_FAMILIES = {"mllama_text_model": "llama"}  # a vision model's text decoder: its layers' family
 WEIGHT_FILES = (hf_loading.SAFETENSORS_INDEX, hf_loading.SAFETENSORS_SINGLE)
 
 
@@ -128,6 +129,16 @@ class Model:
             origin = "shipped config" if self.source.config_dir.parent == ckpt.MODEL_PARAMS_DIR else "config.json only"
             return f"{origin} ({self.source.config_dir}), seeded random weights (seed {RANDOM_WEIGHT_SEED})"
         return f"checkpoint {self.source.checkpoint_dir}"
+
+    @property
+    def description(self) -> hf_loading.ModelDescription:
+        """The model as hf_loading describes it (what DecoderBlock is built from), from the HF text config; ValueError
+        naming a field the modules cannot do."""
+        config = self.config.to_dict()
+        model_type = TEXT_MODEL_FAMILIES.get(config["model_type"], config["model_type"])
+        return hf_loading.ModelDescription.from_config(
+            {**config, "model_type": model_type}, str(self.source.config_dir)
+        )
 
     def check_split(self, mesh_shape: tuple[int, int]) -> None:
         """The attention heads split over the mesh's head groups (devices on 1D, rows on 2D); ValueError if not."""

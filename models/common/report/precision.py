@@ -119,7 +119,7 @@ def precision_fields(config) -> dict:
 
 def overrides(recipe: Recipe, layer, model, weights: dict, cache_len: int) -> dict[str, dict]:
     """Module name -> the precision fields ``recipe`` sets on it (none for TTTv2's defaults or TTTv1 code);
-    ``layer``: the DecoderLayer built with TTTv2's defaults, ``weights``: its HF weights. ValueError when TTTv1 does
+    ``layer``: the ReportLayer built with TTTv2's defaults, ``weights``: its HF weights. ValueError when TTTv1 does
     not run the model on the mesh."""
     if recipe.optimizations is None:
         return {}

@@ -28,7 +28,7 @@ from models.common import devices
 from models.common.report import estimates, precision
 from models.common.report.compare import compare
 from models.common.report.describe import describe, same
-from models.common.report.layer import INPUT_SEED, USERS, DecoderLayer, cache_len
+from models.common.report.layer import INPUT_SEED, USERS, ReportLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpRecorder
 from models.common.report.summary import KV_CACHE_ATTRIBUTES, RESIDUAL, WEIGHT_ATTRIBUTES, device_tensors, module_entry
@@ -83,8 +83,8 @@ def run_report(
         shadowed = shadow_execution() if source == HOST_GOLDEN else contextlib.nullcontext()
         with OpRecorder() as recorder, shadowed:
             start = time.perf_counter()
-            layer = _build(model, weights, mesh, length)
-            stack = [_build(model, w, mesh, length) for w in stack_weights]
+            with tqdm(total=layers, unit="layer", desc="building", file=sys.stderr, leave=False) as bar:
+                layer, *stack = (_build(model, w, mesh, length, bar) for w in (weights, *stack_weights))
             timings["build_s"] = time.perf_counter() - start
             measured = _Measured(source, model, weights, layer, recorder, stack_weights)
             prefill_runs = _prefill(layer, recorder, model, seq_len, timings, measured, stack)
@@ -122,13 +122,11 @@ def run_report(
         devices.close_mesh(mesh)
 
 
-def _build(model, weights, mesh, length) -> DecoderLayer:
-    unfused = model.unfused(weights)
-    total = sum(t.numel() for t in unfused.values())
-    with tqdm(
-        total=total, unit="param", unit_scale=True, desc="converting weights", file=sys.stderr, leave=False
-    ) as bar:
-        return DecoderLayer(model, unfused, mesh, length, bar)
+def _build(model, weights, mesh, length, progress) -> ReportLayer:
+    """One layer with TTTv2's defaults; ``progress`` advances by one."""
+    layer = ReportLayer(model, model.unfused(weights), mesh, length)
+    progress.update()
+    return layer
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ class _Run:
     decode_steps: int
 
 
-def _recipes(recipes: list, run: _Run, layer: DecoderLayer, measured: "_Measured") -> dict:
+def _recipes(recipes: list, run: _Run, layer: ReportLayer, measured: "_Measured") -> dict:
     """One row per recipe (the layer built with its precision fields, run as the report's layer is). Where TTTv2's
     defaults differ from TTTv1's choice (its default recipe) for this model, both rows are shown and the fields
     listed."""
@@ -185,7 +183,7 @@ def _recipes(recipes: list, run: _Run, layer: DecoderLayer, measured: "_Measured
     }
 
 
-def _changes(given: dict, layer: DecoderLayer) -> dict:
+def _changes(given: dict, layer: ReportLayer) -> dict:
     """Of the fields a recipe gives, those that differ from the TTTv2 layer's resolved config, per module."""
     return {
         name: {
@@ -201,14 +199,14 @@ def _recipe_layer_row(recipe, given: dict, changes: dict, run: _Run, mesh, main:
     """Build the layer with the recipe's fields and run prefill and decode steps, numbers as the main run's;
     ``changes``: the fields that differ from TTTv2's defaults (shown)."""
     unfused = run.model.unfused(run.weights)
-    layer = DecoderLayer(run.model, unfused, mesh, run.length, tqdm(disable=True), overrides=given)
+    layer = ReportLayer(run.model, unfused, mesh, run.length, overrides=given)
     measured = _Measured(main.source, run.model, run.weights, layer, main.recorder)
     _prefill(layer, main.recorder, run.model, run.seq_len, {}, measured)
     _decode(layer, main.recorder, run.model, run.seq_len, run.decode_steps, {}, measured)
     return _recipe_row(recipe, changes, run, layer, measured)
 
 
-def _recipe_row(recipe, changes: dict, run: _Run, layer: DecoderLayer, measured: "_Measured") -> dict:
+def _recipe_row(recipe, changes: dict, run: _Run, layer: ReportLayer, measured: "_Measured") -> dict:
     modules = layer.modules.values()
     mesh = tuple(layer.mesh_device.shape)
     [scaling] = estimates.mesh_scaling(layer_parameters(run.model, layer), estimates.WORMHOLE_N150, [mesh])
@@ -232,7 +230,7 @@ class _Measured:
     """PCC per module and for the layer against the HF decoder layer (``source``: read back from the device, host
     goldens, or None: not measured), and on hardware / the simulator the device time."""
 
-    def __init__(self, source, model: Model, weights: dict, layer: DecoderLayer, recorder: OpRecorder, stack=()):
+    def __init__(self, source, model: Model, weights: dict, layer: ReportLayer, recorder: OpRecorder, stack=()):
         """``stack``: the HF weights of the layers run after ``layer`` (``--layers``)."""
         self.source, self.layer, self.recorder = source, layer, recorder
         self.reference = None if source is None else model.hf_reference(weights)
@@ -260,10 +258,10 @@ class _Measured:
         return keep
 
     def tap(self, rows: slice):
-        """A DecoderLayer tap keeping each module output's ``rows`` (user 0) on host, outside the recording."""
+        """A ReportLayer tap keeping each module output's ``rows`` (user 0) on host, outside the recording."""
 
         def keep(name: str, output: ttnn.Tensor) -> None:
-            if self.source is not None:
+            if self.source is not None and name in HF_SUBMODULES:
                 start = time.perf_counter()
                 with self.recorder.paused():
                     self.actual[name] = self.layer.to_host(output)[0, 0, rows]
@@ -473,7 +471,7 @@ def _name(mesh_shape) -> str:
     return f"{mesh_shape[0]}x{mesh_shape[1]}"
 
 
-def layer_parameters(model: Model, layer: DecoderLayer) -> estimates.LayerParameters:
+def layer_parameters(model: Model, layer: ReportLayer) -> estimates.LayerParameters:
     """The analytic estimate's inputs, read from the layer's resolved attention and MLP configs (sizes, dtypes,
     decode batch, cache length), so the analytic figures describe what runs."""
     attention, mlp = layer.modules["attention"].config, layer.modules["mlp"].config
@@ -497,7 +495,7 @@ def layer_parameters(model: Model, layer: DecoderLayer) -> estimates.LayerParame
     )
 
 
-def _scaling(model: Model, layer: DecoderLayer, chip, mesh_shape) -> dict:
+def _scaling(model: Model, layer: ReportLayer, chip, mesh_shape) -> dict:
     """Analytic decode estimate on the plotted meshes and this run's, in its dtypes (estimates.mesh_scaling)."""
     return {
         "basis": "analytic: parameters / devices x bytes per parameter (this run's dtypes) + each device's KV-cache "

@@ -12,12 +12,11 @@ import types
 import pytest
 import torch
 import ttnn
-from tqdm import tqdm
 
 from models.common import devices
 from models.common.report import estimates
 from models.common.report.__main__ import EXIT_BAD_INPUT, main
-from models.common.report.layer import USERS, DecoderLayer, cache_len
+from models.common.report.layer import USERS, ReportLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpCall, OpRecorder, TensorInfo
 from models.common.report.run import layer_parameters
@@ -180,7 +179,7 @@ def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
     model = Model.load(SMALL)
     weights = model.layer_state_dict()
     seq_len = 128
-    layer = DecoderLayer(model, model.unfused(weights), ttnn_mesh_device, cache_len(seq_len, 1), tqdm(disable=True))
+    layer = ReportLayer(model, model.unfused(weights), ttnn_mesh_device, cache_len(seq_len, 1))
     reference = model.hf_reference(weights)
     prompt = torch.randn(1, 1, seq_len, model.dim)
     x = layer.upload(prompt, ttnn.DRAM_MEMORY_CONFIG)
@@ -202,7 +201,7 @@ def test_analytic_kv_bytes_match_the_allocated_cache(ttnn_mesh_device):
     all 32 users on 1D meshes, a mesh column's share on 2D ones (8 on 8x4, 4 on 4x8)."""
     model = Model.load(SMALL)
     mesh = tuple(ttnn_mesh_device.shape)
-    layer = DecoderLayer(model, model.unfused(model.layer_state_dict()), ttnn_mesh_device, 160, tqdm(disable=True))
+    layer = ReportLayer(model, model.unfused(model.layer_state_dict()), ttnn_mesh_device, 160)
     attention = layer.modules["attention"]
     allocated = sum(TensorInfo.of(cache).buffer_bytes for cache in (attention.keys, attention.values))
     [row] = estimates.mesh_scaling(layer_parameters(model, layer), estimates.WORMHOLE_N150, [mesh])
