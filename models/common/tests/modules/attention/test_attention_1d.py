@@ -203,7 +203,7 @@ UPSTREAM_ROWS = [
 # Numbers through the shadow in CI: upstream's fast rows (all of them within numerics.shadow_affordable). The rule's
 # full share (every decode and prefill up to 2048 tokens of models up to 8B dims: 124 of the 175 cases) costs 15-35 s
 # a case on the shared 2-core machine, ~40 min alone, so the other 109 run dispatched only in CI (every op still
-# validated on its mesh); --full-sweep computes numbers for every case. Measured: this file 5 min 27 s on the mock
+# validated on its mesh); --full-sweep computes numbers for every case. Measured: this file 5.5-6.5 min on the mock
 # tier (15 shadow cases, 160 dispatched only at ~1-1.3 s each; the 8B 1x8 decodes 32-41 s each).
 WEIGHTS = {"bf8": ttnn.bfloat8_b, "bf16": ttnn.bfloat16}
 
