@@ -20,7 +20,7 @@ from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_1d import Attention1D
 from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.attention.attention_steps import upload_positions
-from models.common.modules.lazy_weight import LazyWeight, MeshMapping
+from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.mlp.mlp_1d import MLP1D
 from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
@@ -58,7 +58,6 @@ class DecoderLayer:
         eps = model.config.rms_norm_eps
         self.residual_memcfg = attention.config.decode_residual_memcfg
         if self.two_d:
-            self.input_mapping = MeshMapping.shard_2d(None, -1)  # split over mesh columns, copies on the rows
 
             def norm(name, consumer):  # reads the residual, writes straight into its consumer's decode input layout
                 weight = LazyWeight(weights[_norm_weight(name)])
@@ -67,8 +66,6 @@ class DecoderLayer:
                 return RMSNorm2D(weight, mesh_device=mesh_device, **kw, **given.get(name, {}))
 
         else:
-            single = mesh_device.get_num_devices() == 1
-            self.input_mapping = MeshMapping.replicate() if single else MeshMapping.shard(-1)
 
             def norm(name, consumer):  # reads the residual, writes straight into its consumer's decode input layout
                 grid = consumer.config.decode_input_core_grid
@@ -79,6 +76,7 @@ class DecoderLayer:
         attention_norm = build("attention_norm", lambda: norm("attention_norm", attention))
         ffn_norm = build("ffn_norm", lambda: norm("ffn_norm", mlp))
         self.modules = {"attention_norm": attention_norm, "attention": attention, "ffn_norm": ffn_norm, "mlp": mlp}
+        self.input_mapping = attention_norm.config.input_mapping  # the layer's input is its first norm's
         theta = model.rope_parameters["rope_theta"]
         rope_cls = Rope2D if self.two_d else Rope1D  # 2D: each mesh column decodes its share of the users
         self.rope = rope_cls(model.head_dim, cache_len, theta, scaling=model.rope_scaling, mesh_device=mesh_device)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import types
+from functools import partial
 
 import pytest
 import torch
@@ -15,12 +16,15 @@ import ttnn
 from tqdm import tqdm
 
 from models.common import devices
+from models.common.modules.lazy_weight import LazyWeight
+from models.common.modules.mlp.mlp_1d import MLP1D
+from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.report import estimates
 from models.common.report.__main__ import EXIT_BAD_INPUT, main
 from models.common.report.layer import USERS, DecoderLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpCall, OpRecorder, TensorInfo
-from models.common.report.run import layer_parameters
+from models.common.report.run import NORMS, layer_parameters, planned_parameters
 
 SMALL = "Llama-3.2-1B-Instruct"
 MESHES = [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)]
@@ -45,7 +49,7 @@ def test_mesh_scaling_worked_out_by_hand():
     params = estimates.LayerParameters(
         split, {"norms": (2 * dim, ttnn.bfloat16)}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 32, dim
     )
-    rows = {row["mesh"]: row for row in estimates.mesh_scaling(params, estimates.WORMHOLE_N150)}
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(lambda mesh: params, estimates.WORMHOLE_N150)}
     layer_params = dim * head_dim * (heads + 2 * kv_heads) + heads * head_dim * dim + 3 * dim * hidden
     weights_1x8 = layer_params / 8 * BFP8_BYTES + 2 * dim * 2
     kv_1x8 = 2 * 32 * 1 * 160 * head_dim * BFP8_BYTES  # one KV head per device, all 32 users
@@ -61,12 +65,12 @@ def test_mesh_scaling_worked_out_by_hand():
     assert rows["1x1"]["model_bytes_per_device"] == int(32 * (weights_1x1 + 8 * kv_1x8))
 
     odd = estimates.LayerParameters(split, {}, 28, 4, head_dim, ttnn.bfloat8_b, 32, 160, 28, 3584)  # Qwen2.5-7B
-    rows = {row["mesh"]: row for row in estimates.mesh_scaling(odd, estimates.WORMHOLE_N150)}
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(lambda mesh: odd, estimates.WORMHOLE_N150)}
     assert rows["1x2"]["supported"] and not rows["1x8"]["supported"] and not rows["8x4"]["supported"]
     assert "must both divide over 8 device groups" in rows["1x8"]["reason"]
 
     wide = estimates.LayerParameters(split, {}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 1, 5120)
-    rows = {row["mesh"]: row for row in estimates.mesh_scaling(wide, estimates.WORMHOLE_N150)}
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(lambda mesh: wide, estimates.WORMHOLE_N150)}
     assert not rows["1x1"]["supported"] and "prefill RMSNorm of dim 5120 on one device" in rows["1x1"]["reason"]
     assert rows["1x2"]["supported"]
 
@@ -205,11 +209,34 @@ def test_analytic_kv_bytes_match_the_allocated_cache(ttnn_mesh_device):
     layer = DecoderLayer(model, model.unfused(model.layer_state_dict()), ttnn_mesh_device, 160, tqdm(disable=True))
     attention = layer.modules["attention"]
     allocated = sum(TensorInfo.of(cache).buffer_bytes for cache in (attention.keys, attention.values))
-    [row] = estimates.mesh_scaling(layer_parameters(model, layer), estimates.WORMHOLE_N150, [mesh])
+    [row] = estimates.mesh_scaling(partial(layer_parameters, model, layer), estimates.WORMHOLE_N150, [mesh])
     assert row["decode_users_per_device"] == {(8, 4): 8, (4, 8): 4}.get(mesh, USERS) == attention.keys.shape[0]
     assert row["kv_cache_bytes_per_device"] == allocated
     tile = ttnn.Tile((32, 32))
     assert all(tile.get_tile_size(dtype) == size for dtype, size in estimates.TILE_BYTES.items())
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_analytic_weight_bytes_match_the_uploaded_mlp_and_norms(ttnn_mesh_device):
+    """Qwen2.5-7B on 1x2, where MLP1D pads the hidden dim (18944 to 19456): the analytic MLP and norm weight bytes
+    per device, from the configs resolved on a stand-in 1x2 mesh before any device work, are those the modules
+    upload (the padded MLP weights; each norm's gamma as its config lays it out)."""
+    model = Model.load("Qwen2.5-7B-Instruct")
+    mesh = tuple(ttnn_mesh_device.shape)
+    params = planned_parameters(model, cache_len(128, 1), mesh)
+    w1 = LazyWeight(torch.zeros(model.dim, model.hidden_dim))
+    mlp = MLP1D(w1, LazyWeight(torch.zeros(model.hidden_dim, model.dim)), w1, mesh_device=ttnn_mesh_device)
+    assert mlp.config.padded_hidden_dim > model.hidden_dim
+    uploaded = sum(TensorInfo.of(w).buffer_bytes for w in (mlp.w1, mlp.w2, mlp.w3))
+    mlp_elements = [params.split[name] for name in ("w1 w3", "w2")]
+    analytic = (
+        sum(n * estimates.bytes_per_element(dtype) for n, dtype in mlp_elements) / ttnn_mesh_device.get_num_devices()
+    )
+    assert analytic == uploaded
+    norm = RMSNorm1D(LazyWeight(torch.ones(model.dim)), mesh_device=ttnn_mesh_device)
+    gammas = [norm.weight, *([norm.weight_distributed] if norm.config.prefill_distributed else [])]
+    n, dtype = params.per_device["norm weights"]
+    assert n * estimates.bytes_per_element(dtype) == len(NORMS) * sum(TensorInfo.of(g).buffer_bytes for g in gammas)
 
 
 def _no_scope(name):
