@@ -4,6 +4,7 @@ so these tests run in the device-free parent process), and one-line errors for b
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,11 +26,13 @@ from models.common.report.layer import USERS, DecoderLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpCall, OpRecorder, TensorInfo
 from models.common.report.run import NORMS, layer_parameters, planned_parameters
+from models.common.report.summary import WEIGHT_ATTRIBUTES, device_tensors
 
 SMALL = "Llama-3.2-1B-Instruct"
 MESHES = [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)]
 CLI_TIMEOUT_S = 600
 PNG_MAGIC = b"\x89PNG"
+MLP_WEIGHTS = ("w1 w3", "w2")  # the MLP's entries in LayerParameters.split
 ROOFLINE_AGREEMENT = 0.05  # per-op DRAM reads (buffers as allocated) vs the analytic estimate (no padding)
 BFP8_BYTES = 1088 / 1024  # a bfloat8_b tile: 1024 mantissa bytes + 64 shared exponents
 # The module tests' thresholds: norms 0.999 (test_rmsnorm_1d), attention 0.99 (attention/hf_reference.py), MLP 0.98
@@ -201,9 +204,11 @@ def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
 @pytest.mark.parametrize(
     "ttnn_mesh_device", MESHES, ids=[f"{r}x{c}" for r, c in MESHES], indirect=True
 )  # fmt: skip
-def test_analytic_kv_bytes_match_the_allocated_cache(ttnn_mesh_device):
+def test_analytic_kv_and_weight_bytes_match_the_device(ttnn_mesh_device):
     """The analytic KV bytes per device (read from the resolved configs) are those of the cache attention allocates:
-    all 32 users on 1D meshes, a mesh column's share on 2D ones (8 on 8x4, 4 on 4x8)."""
+    all 32 users on 1D meshes, a mesh column's share on 2D ones (8 on 8x4, 4 on 4x8). The MLP and norm weight bytes,
+    from the layer's configs and from the configs resolved on a stand-in mesh before any device work, are those
+    the modules upload (gamma replicated on 1D, split over the mesh columns on 2D)."""
     model = Model.load(SMALL)
     mesh = tuple(ttnn_mesh_device.shape)
     layer = DecoderLayer(model, model.unfused(model.layer_state_dict()), ttnn_mesh_device, 160, tqdm(disable=True))
@@ -212,6 +217,11 @@ def test_analytic_kv_bytes_match_the_allocated_cache(ttnn_mesh_device):
     [row] = estimates.mesh_scaling(partial(layer_parameters, model, layer), estimates.WORMHOLE_N150, [mesh])
     assert row["decode_users_per_device"] == {(8, 4): 8, (4, 8): 4}.get(mesh, USERS) == attention.keys.shape[0]
     assert row["kv_cache_bytes_per_device"] == allocated
+    norms = [layer.modules[name] for name in NORMS]
+    for params in (layer_parameters(model, layer, mesh), planned_parameters(model, 160, mesh)):
+        assert _analytic_bytes(params.per_device.values()) == _uploaded_bytes(*norms)
+        mlp_entries = [params.split[name] for name in MLP_WEIGHTS]
+        assert _analytic_bytes(mlp_entries, math.prod(mesh)) == _uploaded_bytes(layer.modules["mlp"])
     tile = ttnn.Tile((32, 32))
     assert all(tile.get_tile_size(dtype) == size for dtype, size in estimates.TILE_BYTES.items())
 
@@ -227,16 +237,20 @@ def test_analytic_weight_bytes_match_the_uploaded_mlp_and_norms(ttnn_mesh_device
     w1 = LazyWeight(torch.zeros(model.dim, model.hidden_dim))
     mlp = MLP1D(w1, LazyWeight(torch.zeros(model.hidden_dim, model.dim)), w1, mesh_device=ttnn_mesh_device)
     assert mlp.config.padded_hidden_dim > model.hidden_dim
-    uploaded = sum(TensorInfo.of(w).buffer_bytes for w in (mlp.w1, mlp.w2, mlp.w3))
-    mlp_elements = [params.split[name] for name in ("w1 w3", "w2")]
-    analytic = (
-        sum(n * estimates.bytes_per_element(dtype) for n, dtype in mlp_elements) / ttnn_mesh_device.get_num_devices()
-    )
-    assert analytic == uploaded
+    mlp_entries = [params.split[name] for name in MLP_WEIGHTS]
+    assert _analytic_bytes(mlp_entries, math.prod(mesh)) == _uploaded_bytes(mlp)
     norm = RMSNorm1D(LazyWeight(torch.ones(model.dim)), mesh_device=ttnn_mesh_device)
-    gammas = [norm.weight, *([norm.weight_distributed] if norm.config.prefill_distributed else [])]
-    n, dtype = params.per_device["norm weights"]
-    assert n * estimates.bytes_per_element(dtype) == len(NORMS) * sum(TensorInfo.of(g).buffer_bytes for g in gammas)
+    assert _analytic_bytes(params.per_device.values()) == len(NORMS) * _uploaded_bytes(norm)
+
+
+def _analytic_bytes(entries, devices: int = 1) -> float:
+    """Bytes per device of analytic (parameters, dtype) entries split over ``devices``."""
+    return sum(n * estimates.bytes_per_element(dtype) for n, dtype in entries) / devices
+
+
+def _uploaded_bytes(*modules) -> int:
+    """Bytes per device of the modules' device weights, as the report counts them."""
+    return sum(t["bytes"] for m in modules for t in device_tensors(m, WEIGHT_ATTRIBUTES))
 
 
 def _no_scope(name):
