@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
+from models.common.models import hf_loading
+from models.common.models.hf_loading import RANDOM_WEIGHT_SEED
 from models.common.modules.attention.attention_steps import check_head_split
 from models.common.modules.rope.rope_1d import Llama3RopeScaling
 from models.common.modules.tt_ccl import TWO_D_MESHES
 from models.tt_transformers.tt import load_checkpoints as ckpt
-from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
 
 
 def layer_prefix(index: int) -> str:
@@ -33,7 +34,7 @@ LLAMA3_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "origina
 # config.json fields the layer is built from (transformers would fill a missing one with its class default)
 REQUIRED_CONFIG_FIELDS = ("hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers")
 TEXT_CONFIG = "text_config"  # Llama vision configs nest the language model's fields here
-WEIGHT_FILES = (ckpt.SAFETENSORS_INDEX, ckpt.SAFETENSORS_SINGLE)
+WEIGHT_FILES = (hf_loading.SAFETENSORS_INDEX, hf_loading.SAFETENSORS_SINGLE)
 
 
 def check_config_file(path: Path) -> None:
@@ -144,9 +145,9 @@ class Model:
             config.num_hidden_layers = index + 1
             layer = meta_model(config).state_dict().items()  # shapes only (meta device)
             shapes = {k: tuple(t.shape) for k, t in layer if k.startswith(prefix)}
-            weights = ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+            weights = hf_loading.random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
         else:
-            loaded = ckpt.load_hf_checkpoint(self.source.checkpoint_dir, index + 1)
+            loaded = hf_loading.read_safetensors(self.source.checkpoint_dir, index + 1)
             weights = {k: t for k, t in loaded.items() if k.startswith(prefix)}
         if not any(".self_attn." in k for k in weights):
             where = self.source.checkpoint_dir or self.source.config_dir

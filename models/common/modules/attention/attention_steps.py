@@ -577,11 +577,16 @@ def fill_on_serving_column(fill, cache, user_id: int, users: int, masks) -> ttnn
 def upload_positions(positions: list[int], mesh_device, users_mapping=None) -> ttnn.Tensor:
     """Decode positions, one per user, as the int32 row-major tensor decode_forward takes: on every device
     (``users_mapping`` None) or split as the module splits its decode users (its ``users_mapping``)."""
+    return ttnn.to_device(host_positions(positions, mesh_device, users_mapping), mesh_device)
+
+
+def host_positions(positions: list[int], mesh_device, users_mapping=None) -> ttnn.Tensor:
+    """upload_positions' tensor still on the host, laid out for the mesh: what a trace-ready caller copies into its
+    persistent device tensor (``ttnn.copy_host_to_device_tensor``)."""
     return tensor_utils.from_host(
         tensor_utils.int_vector(positions),
         dtype=ttnn.int32,
         layout=ttnn.ROW_MAJOR_LAYOUT,
-        device=mesh_device,
         mesh_mapper=(users_mapping or MeshMapping.replicate()).mapper(mesh_device),
     )
 

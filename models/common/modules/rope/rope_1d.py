@@ -104,23 +104,26 @@ class Rope1D:
 
     def position_indices(self, positions) -> ttnn.Tensor:
         """Host positions → the [1, users padded to 32] uint32 row-major device tensor decode_forward looks up."""
+        return ttnn.to_device(self.host_indices(positions), self.config.mesh_device, ttnn.DRAM_MEMORY_CONFIG)
+
+    def host_indices(self, positions) -> ttnn.Tensor:
+        """position_indices' tensor still on the host, laid out for the mesh: what a trace-ready caller copies into
+        its persistent device tensor (``ttnn.copy_host_to_device_tensor``)."""
         positions = list(positions)
         if len(positions) != self.config.max_batch_size:
             raise ValueError(f"got {len(positions)} positions, expected one per user ({self.config.max_batch_size})")
         if max(positions) >= self.config.max_seq_len or min(positions) < 0:
             raise ValueError(f"positions must be in [0, {self.config.max_seq_len}), got {positions}")
-        return self._upload_indices(positions)
+        return self._host_indices(positions)
 
-    def _upload_indices(self, positions: list[int]) -> ttnn.Tensor:
+    def _host_indices(self, positions: list[int]) -> ttnn.Tensor:
         """Every device looks up every user's position: one row, padded to whole tiles, replicated."""
         row = tensor_utils.int_rows(positions, math.ceil(len(positions) / TILE_SIZE) * TILE_SIZE)
         return tensor_utils.from_host(
             row,
             dtype=ttnn.uint32,
             layout=ttnn.ROW_MAJOR_LAYOUT,
-            device=self.config.mesh_device,
             mesh_mapper=ttnn.ReplicateTensorToMesh(self.config.mesh_device),
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
         )
 
 

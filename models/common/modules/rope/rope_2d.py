@@ -55,9 +55,9 @@ class Rope2D(Rope1D):
     def __init__(self, head_dim: int, max_seq_len: int, theta: float, **overrides):
         super().__init__(head_dim, max_seq_len, theta, **overrides)
         if self.config.max_batch_size == 1:  # a single user's position on every device
-            self._upload_indices = super()._upload_indices
+            self._host_indices = super()._host_indices
 
-    def _upload_indices(self, positions: list[int]) -> ttnn.Tensor:
+    def _host_indices(self, positions: list[int]) -> ttnn.Tensor:
         """Mesh column c looks up users c·n .. (c+1)·n - 1 (n = decode_users): one tile-padded row per column."""
         cfg = self.config
         width = math.ceil(cfg.decode_users / TILE_SIZE) * TILE_SIZE
@@ -66,7 +66,5 @@ class Rope2D(Rope1D):
             rows,
             dtype=ttnn.uint32,
             layout=ttnn.ROW_MAJOR_LAYOUT,
-            device=cfg.mesh_device,
             mesh_mapper=INDEX_ROWS_OVER_COLUMNS.mapper(cfg.mesh_device),
-            memory_config=ttnn.DRAM_MEMORY_CONFIG,
         )

@@ -284,6 +284,16 @@ def _to_device(original, tensor, device, *args, **kwargs):
     return _enter(original(tensor, device, *args, **kwargs), tensor)
 
 
+def _copy_host_to_device_tensor(original, host, device_tensor, *args, **kwargs):
+    """A trace-ready step writing new inputs into a persistent device tensor: the host data (real) becomes its
+    golden."""
+    if not isinstance(device_tensor, ShadowTensor):
+        return original(host, device_tensor, *args, **kwargs)
+    result = original(host, device_tensor.device, *args, **kwargs)
+    device_tensor.golden = _enter(device_tensor.device, host).golden
+    return result
+
+
 def _load_tensor(original, file_name, *args, device=None, **kwargs):
     host = original(file_name, *args, **kwargs)
     return host if device is None else _to_device(_ORIGINAL_TO_DEVICE, host, device)
@@ -331,6 +341,7 @@ _BOUNDARY = {
     "ttnn.as_tensor": _as_tensor,
     "ttnn.to_device": _to_device,
     "ttnn.load_tensor": _load_tensor,
+    "ttnn.copy_host_to_device_tensor": _copy_host_to_device_tensor,
     "ttnn.from_device": _from_device,
     "ttnn.to_torch": _to_torch,
     "ttnn.get_device_tensors": _get_device_tensors,

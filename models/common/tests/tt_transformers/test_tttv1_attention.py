@@ -8,13 +8,14 @@ import ttnn
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from models.common import tensor_utils
+from models.common.models.hf_loading import RANDOM_WEIGHT_SEED, random_weights
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
 from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.tensor_utils import TILE_SIZE
-from models.tt_transformers.tt import load_checkpoints, reference
+from models.tt_transformers.tt import reference
 from models.tt_transformers.tt.attention import Attention
 from models.tt_transformers.tt.host_mesh import HostMesh
-from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED, ModelArgs
+from models.tt_transformers.tt.model_config import ModelArgs
 from models.tt_transformers.tt.rope import RotarySetup, compute_gather_cos_sin
 
 SMALL, LARGE = "Llama-3.2-1B-Instruct", "Llama-3.1-70B-Instruct"
@@ -52,7 +53,7 @@ def _attention_weights(args) -> dict[str, torch.Tensor]:
     shapes = {
         key: tuple(t.shape) for key, t in reference.meta_model(config).state_dict().items() if ".self_attn." in key
     }
-    weights = load_checkpoints.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+    weights = random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
     return _WEIGHTS.setdefault(args.model_name, weights)
 
 

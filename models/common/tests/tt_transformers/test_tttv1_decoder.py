@@ -7,6 +7,7 @@ import pytest
 import torch
 import ttnn
 
+from models.common.models.hf_loading import RANDOM_WEIGHT_SEED, layer_of, random_weights
 from models.common.modules.attention.attention_1d import Attention1D
 from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.mlp.mlp_1d import MLP1D
@@ -14,9 +15,9 @@ from models.common.modules.mlp.mlp_2d import MLP2D
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.modules.rmsnorm.rmsnorm_2d import RMSNorm2D
 from models.common.modules.tt_ccl import get_tt_ccl
-from models.tt_transformers.tt import load_checkpoints, reference
+from models.tt_transformers.tt import reference
 from models.tt_transformers.tt.decoder import TransformerBlock
-from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED, ModelArgs
+from models.tt_transformers.tt.model_config import ModelArgs
 from models.tt_transformers.tt.rope import RotarySetup
 
 SMALL, LARGE = "Llama-3.2-1B-Instruct", "Llama-3.1-70B-Instruct"
@@ -70,9 +71,9 @@ def _layer_weights(args) -> dict[str, torch.Tensor]:
         shapes = {
             key: tuple(t.shape)
             for key, t in reference.meta_model(config).state_dict().items()
-            if load_checkpoints.layer_of(key) == 0
+            if layer_of(key) == 0
         }
-        drawn = load_checkpoints.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+        drawn = random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
         _WEIGHTS[args.model_name] = dict(drawn)  # drawn once for every case and the reference
     return _WEIGHTS[args.model_name]
 

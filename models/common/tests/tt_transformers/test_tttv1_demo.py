@@ -65,7 +65,7 @@ SWAPS = {
 TRANSFORMER_CASES = [
     pytest.param((1, 8), "tttv1", id="1x8-tttv1"),
     pytest.param((8, 4), "tttv1", id="8x4-tttv1"),
-    pytest.param((1, 1), "all-tttv2", id="1x1-all-tttv2", marks=pytest.mark.slow),
+    pytest.param((1, 1), "all-tttv2", id="1x1-all-tttv2"),
     pytest.param((1, 8), "all-tttv2", id="1x8-all-tttv2"),
     pytest.param((8, 4), "all-tttv2-2d", id="8x4-all-tttv2-2d"),
 ]

@@ -177,17 +177,17 @@ def test_from_model_args_takes_only_the_8x4_tttv1_lays_out():
 def _hf_mlp_and_tttv1_weights(args):
     """Layer 0's HF MLP holding TTTv1's seeded random weights, and those weights in TTTv1 (Meta) naming; drawn for
     the MLP alone (each weight is seeded by its name, so they equal the whole model's)."""
-    from models.tt_transformers.tt import load_checkpoints as ckpt
+    from models.common.models.hf_loading import RANDOM_WEIGHT_SEED, random_weights
     from models.tt_transformers.tt import reference
-    from models.tt_transformers.tt.model_config import RANDOM_WEIGHT_SEED
+    from models.tt_transformers.tt.load_checkpoints import hf_to_meta
 
     config, prefix = args.reference_config(), "model.layers.0.mlp."
     mlp = reference.meta_model(config).model.layers[0].mlp
     shapes = {prefix + key: tuple(t.shape) for key, t in mlp.state_dict().items()}
-    hf_weights = ckpt.random_hf_state_dict(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
+    hf_weights = random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
     mlp = mlp.to(torch.bfloat16).to_empty(device="cpu")
     mlp.load_state_dict({key.removeprefix(prefix): t for key, t in hf_weights.items()})
-    return mlp.eval(), ckpt.hf_to_meta(hf_weights, args.head_dim, args.n_heads, args.n_kv_heads)
+    return mlp.eval(), hf_to_meta(hf_weights, args.head_dim, args.n_heads, args.n_kv_heads)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)

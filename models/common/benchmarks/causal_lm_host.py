@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Benchmark: host time of one decode step of the whole model, TTTv2's CausalLM vs TTTv1's Transformer.
+
+Both are built on the same mesh from the same model and weights (a shipped config: the one seeded random draw
+both stacks read through hf_loading), with the first ``--layers`` decoder layers, 32 users. Decode steps alternate
+between the two, each step timed from host token ids to host logits (inputs uploaded, every op dispatched, logits
+read back); the medians and their ratio are printed against the target (TARGET_RATIO). Build times are printed as
+measured (weights converted from host tensors; no disk cache). TTTv2 decodes on its paged cache, TTTv1 on its
+contiguous one (its Transformer's default).
+
+    python_env/bin/python -m models.common.benchmarks.causal_lm_host [--model Llama-3.2-1B-Instruct] [--mesh 1x8]
+        [--layers 2] [--steps 20]
+"""
+
+import argparse
+import statistics
+import time
+
+from models.common import devices
+
+devices.apply_environment_defaults()
+
+import torch  # noqa: E402
+import ttnn  # noqa: E402
+
+from models.common.models.causal_lm import CausalLM  # noqa: E402
+from models.common.models.hf_loading import HFModel, resolve_model  # noqa: E402
+
+TARGET_RATIO = 0.8  # issue 16: the whole model's decode step at most 0.8x TTTv1's host time
+MAX_SEQ_LEN = 256
+USERS = 32
+WARMUP_STEPS = 2  # the first steps compile kernels
+PROMPT_POSITION = 16  # every user decodes from this position (no prefill: host time does not depend on the cache)
+
+
+def build_tttv1(mesh, model: str, layers: int):
+    from models.tt_transformers.tt.model import Transformer
+    from models.tt_transformers.tt.model_config import ModelArgs
+
+    args = ModelArgs(mesh, hf_model=model, max_batch_size=USERS, max_seq_len=MAX_SEQ_LEN)
+    args.n_layers = layers
+    return Transformer(args, ttnn.bfloat8_b, mesh, args.load_state_dict(), None)
+
+
+def tttv1_step(transformer, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    tt_tokens, tt_pos, rot_idxs, _ = transformer.prepare_inputs_decode(tokens, positions)
+    logits = transformer.ttnn_decode_forward(tt_tokens, tt_pos, rot_idxs)
+    return transformer.process_output_decode(logits, B=USERS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="Llama-3.2-1B-Instruct")
+    parser.add_argument("--mesh", default="1x8", choices=["1x1", "1x2", "1x8"])
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20)
+    options = parser.parse_args()
+    mesh_shape = tuple(int(n) for n in options.mesh.split("x"))
+    if devices.detect_tier() == devices.MOCK:
+        devices.configure_mock_cluster(devices.mock_cluster_for(mesh_shape))
+    mesh = devices.open_mesh(mesh_shape)
+    try:
+        start = time.perf_counter()
+        tttv2 = CausalLM(HFModel.load(resolve_model(options.model), options.layers), mesh, max_seq_len=MAX_SEQ_LEN)
+        build_v2 = time.perf_counter() - start
+        start = time.perf_counter()
+        tttv1 = build_tttv1(mesh, options.model, options.layers)
+        build_v1 = time.perf_counter() - start
+        tokens = torch.randint(tttv2.description.vocab_size, (USERS,), generator=torch.Generator().manual_seed(0))
+        v1_times, v2_times = [], []
+        for step in range(WARMUP_STEPS + options.steps):
+            positions = torch.full((USERS,), PROMPT_POSITION + step)
+            start = time.perf_counter()
+            tttv2.decode_forward(tokens.tolist(), positions.tolist())
+            v2 = time.perf_counter() - start
+            start = time.perf_counter()
+            tttv1_step(tttv1, tokens, positions)
+            v1 = time.perf_counter() - start
+            if step >= WARMUP_STEPS:
+                v1_times.append(v1)
+                v2_times.append(v2)
+    finally:
+        devices.close_mesh(mesh)
+    v1, v2 = statistics.median(v1_times), statistics.median(v2_times)
+    print(f"{options.model}, {options.layers} layers, {options.mesh}, {USERS} users, {options.steps} steps each")
+    print(f"decode step host time: TTTv2 {v2 * 1e3:.2f} ms, TTTv1 {v1 * 1e3:.2f} ms, ratio {v2 / v1:.2f}")
+    print(f"target: ratio <= {TARGET_RATIO}: {'met' if v2 / v1 <= TARGET_RATIO else 'NOT met'}")
+    print(f"build: TTTv2 {build_v2:.1f} s, TTTv1 {build_v1:.1f} s (host weights converted, no disk cache)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CausalLM: a whole decoder-only language model built only from TTTv2 modules, for every family hf_loading knows.
+
+prefill (one user):  ids → embedding → N × DecoderBlock → norm → LM head (the tile holding the last prompt token)
+                     → logits of the last prompt token; prompts longer than ``prefill_chunk_size`` run chunk by
+                     chunk, each attending to the user's paged cache (chunked SDPA)
+decode (the batch):  ids, positions, rotary indices, page table written into persistent device tensors → embedding
+                     → N × DecoderBlock (per-user positions) → norm → LM head → logits [users, vocab]; the step
+                     allocates nothing that outlives it, so on hardware it can be captured once as a ttnn trace
+
+The KV cache is paged: ``BlockAllocator`` keeps the page table, growing each user's row as its sequence does. The 1D
+or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards are the same on every mesh.
+
+    model = CausalLM(HFModel.load(folder), mesh_device, max_seq_len=1024)
+    logits = model.prefill_forward(prompt_ids, user_id=0)           # [vocab]
+    logits = model.decode_forward(next_ids, positions)              # [users, vocab]
+"""
+
+import torch
+import ttnn
+
+from models.common import tensor_utils
+from models.common.models.decoder_block import DecoderBlock, parts_for, rope_for
+from models.common.models.hf_loading import HFModel
+from models.common.models.paged_cache import BlockAllocator
+from models.common.modules import program_configs as pc
+from models.common.modules.attention.attention_steps import PREFILL_SEQ_MULTIPLE, PagedAttentionConfig, host_positions
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping
+
+BLOCK_SIZE = PagedAttentionConfig().block_size  # TTTv1's paged-cache block (common.PagedAttentionConfig)
+PREFILL_CHUNK_SIZE = pc.MAX_QKV_MM_SEQ_LEN  # long prompts run in chunks of the rows one QKV matmul takes
+PAD_TOKEN = 0  # prompt padding up to the prefill length: causal attention keeps it out of the real positions
+REPLICATED = MeshMapping.replicate()
+ROW_CHUNKS = (pc.MAX_MM_SEQ_LEN, pc.MAX_QKV_MM_SEQ_LEN)  # prefill lengths above these are multiples of them
+
+
+class CausalLM:
+    """``CausalLM(model, mesh_device, max_seq_len=..., max_batch_size=32, prefill_chunk_size=2048)``."""
+
+    def __init__(
+        self,
+        model: HFModel,
+        mesh_device,
+        *,
+        max_seq_len: int,
+        max_batch_size: int = 32,
+        prefill_chunk_size: int = PREFILL_CHUNK_SIZE,
+    ):
+        if prefill_chunk_size != prefill_length(prefill_chunk_size) or prefill_chunk_size % BLOCK_SIZE:
+            raise ValueError(
+                f"prefill_chunk_size {prefill_chunk_size} must be a valid prefill length (a multiple of "
+                f"{PREFILL_SEQ_MULTIPLE}, and of {ROW_CHUNKS} when above them) and of the block size {BLOCK_SIZE}"
+            )
+        d = model.description
+        parts = parts_for(mesh_device.shape)
+        self.description, self.mesh_device = d, mesh_device
+        self.max_seq_len, self.max_batch_size, self.prefill_chunk_size = max_seq_len, max_batch_size, prefill_chunk_size
+        self.cache = BlockAllocator(max_batch_size, max_seq_len, BLOCK_SIZE)
+        top = model.weights()
+        users = dict(mesh_device=mesh_device, max_batch_size=max_batch_size)
+        self.embedding = parts.embedding(top["embed_tokens.weight"], **users)
+        self.blocks = [
+            DecoderBlock(
+                d,
+                model.weights(f"layers.{i}."),
+                mesh_device,
+                max_seq_len=max_seq_len,
+                max_batch_size=max_batch_size,
+                paged_attention_config=self.cache.config,
+            )
+            for i in range(model.n_layers)
+        ]
+        self.lm_head = parts.lm_head(top["lm_head.weight"], **users)
+        residual_memcfg = self.blocks[0].residual_memcfg
+        self.norm = parts.final_norm(top["norm.weight"], d, self.lm_head, residual_memcfg, **users)
+        self.rope = rope_for(d, mesh_device, max_seq_len, max_batch_size)
+        self.users_mapping = self.blocks[0].attention.users_mapping
+        idle = self._decode_host_inputs([PAD_TOKEN] * max_batch_size, [0] * max_batch_size)
+        self.decode_inputs = {  # persistent: each decode step writes its inputs here (a trace replays on them)
+            name: ttnn.to_device(host, mesh_device, ttnn.DRAM_MEMORY_CONFIG) for name, host in idle.items()
+        }
+
+    # --- forwards ----------------------------------------------------------------------------------------------
+    def prefill_forward(self, tokens: list[int], user_id: int = 0) -> torch.Tensor:
+        """Fill ``user_id``'s KV cache with ``tokens`` (one prompt) and return the logits after its last token,
+        [vocab] float32."""
+        n = len(tokens)
+        chunk = min(prefill_length(n), self.prefill_chunk_size)
+        starts = range(0, n, chunk)
+        end = starts[-1] + chunk
+        if end > self.max_seq_len:
+            raise ValueError(f"a {n}-token prompt needs {end} cache positions; max_seq_len is {self.max_seq_len}")
+        self.cache.reserve(user_id, end)
+        ids = torch.full((1, end), PAD_TOKEN, dtype=torch.int64)
+        ids[0, :n] = torch.tensor(tokens)
+        page_table = self._device_table(self.cache.user_row(user_id, end))  # the user's row: it prefills as user 0
+        chunked = len(starts) > 1  # runtime: a long prompt attends chunk by chunk to its paged cache
+        for start in starts:
+            x = self.embedding.prefill_forward(LazyWeight(ids[:, start : start + chunk]))
+            rot_mats = self.rope.prefill_forward(chunk, start)
+            blocks = self.cache.user_row(user_id, start + chunk)[:, start // BLOCK_SIZE :]  # this chunk's blocks
+            chunk_args = (self._device_table(blocks), start) if chunked else (None, None)
+            for block in self.blocks:
+                x = block.prefill_forward(x, chunk, rot_mats, 0, page_table, *chunk_args)
+        last = n - 1 - starts[-1]
+        logits = self.lm_head.gather_logits(self.lm_head.prefill_forward(self.norm.prefill_forward(x), last))
+        return logits[last % tensor_utils.TILE_SIZE]
+
+    def decode_forward(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
+        """One token per user at its own position (the whole batch; idle users decode anything at position 0).
+        Returns the logits [users, vocab] float32. Trace-ready: the inputs are written into the persistent
+        ``decode_inputs`` and nothing the step allocates outlives it."""
+        if len(tokens) != self.max_batch_size or len(positions) != self.max_batch_size:
+            raise ValueError(f"decode takes one token and one position per user ({self.max_batch_size})")
+        if not all(0 <= t < self.description.vocab_size for t in tokens):
+            raise ValueError(f"token ids must be in [0, {self.description.vocab_size}), got {tokens}")
+        for user, position in enumerate(positions):
+            self.cache.reserve(user, position + 1)
+        for name, host in self._decode_host_inputs(tokens, positions).items():
+            ttnn.copy_host_to_device_tensor(host, self.decode_inputs[name])
+        inputs = self.decode_inputs
+        rot_mats = self.rope.decode_forward(inputs["rope_indices"])
+        x = self.embedding.decode_forward(inputs["ids"])
+        for block in self.blocks:
+            x = block.decode_forward(x, inputs["current_pos"], rot_mats, inputs["page_table"])
+        out = self.lm_head.decode_forward(self.norm.decode_forward(x))
+        logits = self.lm_head.gather_logits(out)
+        ttnn.deallocate(out)
+        return logits[: self.max_batch_size]
+
+    def release(self, user_id: int) -> None:
+        """Return a finished user's cache blocks to the pool."""
+        self.cache.release(user_id)
+
+    def _decode_host_inputs(self, tokens: list[int], positions: list[int]) -> dict[str, ttnn.Tensor]:
+        """A decode step's inputs as host tensors laid out for the mesh as the modules take them: token ids
+        [1, users padded to a tile] (embedding), positions (attention: users split as it splits them), rotary
+        indices (rope), the page table (users split as attention splits them)."""
+        mesh = self.mesh_device
+        ids = torch.zeros(
+            1, tensor_utils.nearest_multiple(self.max_batch_size, tensor_utils.TILE_SIZE), dtype=torch.int64
+        )
+        ids[0, : self.max_batch_size] = torch.tensor(tokens)
+        return {
+            "ids": ttnn.from_torch(
+                ids, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, mesh_mapper=REPLICATED.mapper(mesh)
+            ),
+            "current_pos": host_positions(positions, mesh, self.users_mapping),
+            "rope_indices": self.rope.host_indices(positions),
+            "page_table": self._host_table(self.cache.table, self.users_mapping),
+        }
+
+    def _host_table(self, table: torch.Tensor, users_mapping: MeshMapping = REPLICATED) -> ttnn.Tensor:
+        """A page table as the attention modules take it: int32 row-major, its user rows laid out as given."""
+        mapper = users_mapping.mapper(self.mesh_device)
+        return ttnn.from_torch(table.contiguous(), dtype=ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT, mesh_mapper=mapper)
+
+    def _device_table(self, table: torch.Tensor) -> ttnn.Tensor:
+        return ttnn.to_device(self._host_table(table), self.mesh_device, ttnn.DRAM_MEMORY_CONFIG)
+
+
+def prefill_length(tokens: int) -> int:
+    """The prefill length a prompt of ``tokens`` runs at: a multiple of 128 (attention's rule), and of each matmul
+    row chunk it exceeds."""
+    length = tensor_utils.nearest_multiple(tokens, PREFILL_SEQ_MULTIPLE)
+    for rows in ROW_CHUNKS:
+        if length > rows:
+            length = tensor_utils.nearest_multiple(length, rows)
+    return length

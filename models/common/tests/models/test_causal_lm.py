@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: Apache-2.0
+"""CausalLM (modules only) against HF's AutoModelForCausalLM holding the same weights (shadow-checked on the mock):
+logits of a 2-layer Llama-3.2-1B (real dims, seeded random weights) over a 128-token prefill and 4 decode steps;
+users with different prompt lengths decoding together; a long prompt through chunked prefill; teacher-forced greedy
+generation; one small model of each other family; the generate loop and the demo CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import ttnn
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from models.common import devices
+from models.common.models.causal_lm import CausalLM
+from models.common.models.generation import Sampling, generate
+from models.common.models.hf_loading import HFModel, resolve_model
+
+LLAMA = "Llama-3.2-1B-Instruct"
+N_LAYERS = 2
+PCC = 0.99
+MAX_SEQ_LEN = 512
+CLI_TIMEOUT_S = 900
+# Teacher-forced greedy: random weights give flat logits, so HF's top-1 is only well defined where it leads its
+# runner-up clearly. At PCC >= 0.99 one logit errs by at most sqrt(1 - 0.99^2) ~ 0.14 of the row's std, the lead of
+# one logit over another by ~ sqrt(2) * 0.14 ~ 0.2 std; a lead above MARGIN_STD is 2.5 times that, so the device must
+# reproduce it.
+MARGIN_STD = 0.5
+TOP_K_CONTAINS = 5
+
+
+def hf_model(folder, model: HFModel):
+    """HF's causal LM for ``folder``'s config with ``model``'s layers and raw weights (float32)."""
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    config.num_hidden_layers = model.n_layers
+    with torch.device("meta"):
+        hf = AutoModelForCausalLM.from_config(config)
+    hf = hf.to_empty(device="cpu")
+    missing, unexpected = hf.load_state_dict({k: model.raw[k].float() for k in model.raw}, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    hf.tie_weights()
+    hf.model.rotary_emb = type(hf.model.rotary_emb)(config)  # its inverse frequencies, computed on the host
+    return hf.float().eval()
+
+
+def hf_logits(hf, ids: list[int]) -> torch.Tensor:
+    """HF's logits at every position of ``ids`` [len, vocab] (one user, no cache)."""
+    with torch.no_grad():
+        return hf(torch.tensor([ids])).logits[0].float()
+
+
+def random_ids(n: int, vocab: int, seed: int) -> list[int]:
+    return torch.randint(vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def idle_batch(model: CausalLM, per_user: dict[int, tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Decode inputs: (token, position) for the given users, token 0 at position 0 for the others."""
+    tokens, positions = [0] * model.max_batch_size, [0] * model.max_batch_size
+    for user, (token, position) in per_user.items():
+        tokens[user], positions[user] = token, position
+    return tokens, positions
+
+
+@pytest.fixture(scope="module")
+def llama():
+    folder = resolve_model(LLAMA)
+    model = HFModel.load(folder, N_LAYERS)
+    return model, hf_model(folder, model)
+
+
+@pytest.mark.parametrize(
+    "ttnn_mesh_device", [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)], ids=["1x1", "1x2", "1x8", "8x4", "4x8"], indirect=True
+)
+def test_llama_logits_match_hf(ttnn_mesh_device, llama, reference_check):
+    """128-token prefill and 4 decode steps (HF's greedy tokens fed back), user 0 of a full batch."""
+    model, hf = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
+    prompt = random_ids(128, model.description.vocab_size, seed=0)
+    ids = list(prompt)
+    logits = lm.prefill_forward(prompt, user_id=0)
+    for _ in range(4):
+        expected = hf_logits(hf, ids)[-1]
+        reference_check(expected, logits, min_pcc=PCC)
+        ids.append(int(expected.argmax()))
+        logits = lm.decode_forward(*idle_batch(lm, {0: (ids[-1], len(ids) - 1)}))[0]
+    reference_check(hf_logits(hf, ids)[-1], logits, min_pcc=PCC)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 8)], ids=["1x1", "1x8"], indirect=True)
+def test_teacher_forced_greedy_matches_hf(ttnn_mesh_device, llama, reference_check):
+    """8 steps on HF's own tokens: the model's top-1 is HF's wherever HF's lead is clear, HF's token always in the
+    model's top 5."""
+    model, hf = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
+    ids = random_ids(64, model.description.vocab_size, seed=1)
+    logits = lm.prefill_forward(ids, user_id=0)
+    for _ in range(8):
+        expected = hf_logits(hf, ids)[-1]
+        reference_check(expected, logits, min_pcc=PCC)
+        top2 = expected.topk(2).values
+        hf_token = int(expected.argmax())
+        assert hf_token in logits.topk(TOP_K_CONTAINS).indices.tolist()
+        if top2[0] - top2[1] > MARGIN_STD * expected.std():
+            assert int(logits.argmax()) == hf_token
+        ids.append(int(expected.argmax()))
+        logits = lm.decode_forward(*idle_batch(lm, {0: (ids[-1], len(ids) - 1)}))[0]
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
+def test_users_with_different_prompts_decode_together(ttnn_mesh_device, llama, reference_check):
+    """Users 0 and 5 (100 and 200 tokens, the second through chunked prefill in 128-token chunks) decode two steps
+    in one batch; each matches HF run on its own sequence alone."""
+    model, hf = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, prefill_chunk_size=128)
+    vocab = model.description.vocab_size
+    prompts = {0: random_ids(100, vocab, seed=2), 5: random_ids(200, vocab, seed=3)}
+    for user, ids in prompts.items():
+        reference_check(hf_logits(hf, ids)[-1], lm.prefill_forward(ids, user_id=user), min_pcc=PCC)
+    for _ in range(2):
+        next_tokens = {user: int(hf_logits(hf, ids)[-1].argmax()) for user, ids in prompts.items()}
+        for user, token in next_tokens.items():
+            prompts[user].append(token)
+        logits = lm.decode_forward(*idle_batch(lm, {u: (ids[-1], len(ids) - 1) for u, ids in prompts.items()}))
+        for user, ids in prompts.items():
+            reference_check(hf_logits(hf, ids)[-1], logits[user], min_pcc=PCC)
+
+
+SMALL_FAMILIES = {  # one small model per other family (public configs' layouts, dims cut for the host reference)
+    "mistral": dict(model_type="mistral", sliding_window=None, tie_word_embeddings=False),
+    "qwen2": dict(model_type="qwen2", sliding_window=4096, use_sliding_window=False, tie_word_embeddings=True),
+    "qwen3": dict(model_type="qwen3", tie_word_embeddings=True),
+    "phi3": dict(model_type="phi3", pad_token_id=0, tie_word_embeddings=False),
+}
+SMALL_DIMS = dict(
+    hidden_size=1024, intermediate_size=2048, num_attention_heads=16, num_key_value_heads=8, head_dim=64,
+    num_hidden_layers=2, vocab_size=4096, max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=1e6,
+    hidden_act="silu", initializer_range=0.02, eos_token_id=2,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(SMALL_FAMILIES))
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_each_family_matches_hf(ttnn_mesh_device, family, tmp_path, reference_check):
+    """A config-only folder of the family: its LM (biases, q/k norms, fused projections split at load) against HF."""
+    config = {**SMALL_DIMS, **SMALL_FAMILIES[family]}
+    if family == "phi3":
+        config.pop("head_dim")  # Phi3Config derives it from hidden_size / num_attention_heads
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = HFModel.load(tmp_path)
+    hf = hf_model(tmp_path, model)
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
+    ids = random_ids(128, config["vocab_size"], seed=4)
+    reference_check(hf_logits(hf, ids)[-1], lm.prefill_forward(ids, user_id=0), min_pcc=PCC)
+    ids.append(int(hf_logits(hf, ids)[-1].argmax()))
+    logits = lm.decode_forward(*idle_batch(lm, {0: (ids[-1], len(ids) - 1)}))[0]
+    reference_check(hf_logits(hf, ids)[-1], logits, min_pcc=PCC)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_generate_stops_and_reports(ttnn_mesh_device, llama):
+    """generate() on token ids: greedy and seeded sampling give max_new_tokens tokens, the same for the same seed, and
+    a user stops at its stop token."""
+    model, _ = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
+    prompts = [random_ids(20, model.description.vocab_size, seed=5), random_ids(40, model.description.vocab_size, 6)]
+    greedy = generate(lm, prompts, 4, progress=False)
+    assert [len(g.tokens) for g in greedy.generations] == [4, 4] and len(greedy.decode_step_s) == 3
+    first = greedy.generations[0].tokens[0]
+    stopped = generate(lm, prompts, 4, stop=frozenset({first}), progress=False)
+    assert stopped.generations[0].tokens == [first] and stopped.generations[0].stopped
+    sampling = Sampling(temperature=1.0, top_k=50, top_p=0.9, seed=7)
+    assert generate(lm, prompts, 3, sampling, progress=False).generations[1].tokens == (
+        generate(lm, prompts, 3, sampling, progress=False).generations[1].tokens
+    )
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama):
+    """Trace-ready decode: each step writes its inputs into the same persistent device tensors, and a warm step
+    leaves the device's DRAM and L1 allocations as the previous one did (nothing grows across steps)."""
+    model, _ = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
+    addresses = {name: t.buffer_address() for name, t in lm.decode_inputs.items()}
+    allocated = []
+    for step in range(3):
+        lm.decode_forward(*idle_batch(lm, {0: (step + 1, step)}))
+        views = (ttnn.get_memory_view(ttnn_mesh_device, b) for b in (ttnn.BufferType.DRAM, ttnn.BufferType.L1))
+        allocated.append(tuple(v.total_bytes_allocated_per_bank for v in views))
+    assert allocated[1] == allocated[2], allocated
+    assert {name: t.buffer_address() for name, t in lm.decode_inputs.items()} == addresses
+
+
+# --- the demo CLI -------------------------------------------------------------------------------------------------
+def _cli(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop(devices.MOCK_DESCRIPTOR_ENV, None)  # the demo picks the mock system for its mesh itself
+    command = [sys.executable, "-m", "models.common.models", *args]
+    return subprocess.run(
+        command, cwd=devices.REPO_ROOT, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S
+    )
+
+
+def test_demo_generates_on_a_public_config_folder(tmp_path, device_tier):
+    """A known family needs no code: a folder with a public config.json the repo does not ship (Qwen2.5-0.5B's,
+    from test_hf_loading) runs end to end from the command line."""
+    from models.common.tests.models.test_hf_loading import QWEN25_05B
+
+    (tmp_path / "config.json").write_text(json.dumps(QWEN25_05B))
+    result = _cli("--model", str(tmp_path), "--mesh", "1x2", "--ids", "1,2,3", "--max-new-tokens", "3", "--layers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "time to first token" in result.stdout and "host time per decode step" in result.stdout
+    tokens = next(line for line in result.stdout.splitlines() if line.startswith("tokens: "))
+    assert len(json.loads(tokens.removeprefix("tokens: ").split(" (")[0])) == 3
+    if device_tier == devices.MOCK:
+        assert "shadow" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "no-such-model", "--ids", "1"], "is neither a folder nor a shipped config"),
+        (["--model", LLAMA, "--prompt", "hi"], "needs a tokenizer"),
+        (["--model", LLAMA, "--ids", "1,x"], "comma-separated"),
+        (["--model", LLAMA, "--ids", "1", "--mesh", "3x3"], "'3x3' is not one of"),
+    ],
+    ids=["unknown-model", "no-tokenizer", "bad-ids", "bad-mesh"],
+)
+def test_demo_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
+    from models.common.models.__main__ import EXIT_BAD_INPUT, main
+
+    assert main(args) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
