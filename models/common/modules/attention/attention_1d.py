@@ -184,6 +184,8 @@ class Attention1D(AttentionBase):
     ``Attention1D.from_config(cfg)``, ``Attention1D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights),
     ``Attention1D.from_model_args(...)`` (a TTTv1 ModelArgs)."""
 
+    CONFIG = Attention1DConfig
+
     def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
         self._init_from_config(Attention1DConfig(wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides))
 
@@ -277,12 +279,6 @@ class Attention1D(AttentionBase):
         return self._reduce_prefill(ttnn.reshape(out, [1, 1, seq_len, -1]))
 
     # --- factories -------------------------------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: Attention1DConfig) -> "Attention1D":
-        module = cls.__new__(cls)
-        module._init_from_config(config)
-        return module
-
     @classmethod
     def from_hf(cls, wq, wk, wv, wo, *, mesh_device, **kw) -> "Attention1D":
         """From HF ``q_proj/k_proj/v_proj/o_proj.weight`` tensors; keywords as ``hf_attention_config`` (n_heads,

@@ -172,6 +172,7 @@ class Attention2D(AttentionBase):
     ``Attention2D.from_config(cfg)``, ``Attention2D.from_hf(wq, wk, wv, wo, ...)`` (HF nn.Linear weights),
     ``Attention2D.from_model_args(...)`` (a TTTv1 ModelArgs on 8x4)."""
 
+    CONFIG = Attention2DConfig
     HEAD_NORM = RMSNorm2D  # the q/k norms (RMSNorm2DConfig.per_head)
 
     def __init__(self, wqkv, wo, n_heads, n_kv_heads, head_dim, max_seq_len, **overrides):
@@ -275,12 +276,6 @@ class Attention2D(AttentionBase):
         return self._all_reduce(ttnn.reshape(out, [1, 1, seq_len, -1]), cluster_axis=ccl.ROW_AXIS, memory_config=dram)
 
     # --- factories -------------------------------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: Attention2DConfig) -> "Attention2D":
-        module = cls.__new__(cls)
-        module._init_from_config(config)
-        return module
-
     @classmethod
     def from_hf(cls, wq, wk, wv, wo, *, mesh_device, **kw) -> "Attention2D":
         """As Attention1D.from_hf; q/k/v are fused per mesh row."""

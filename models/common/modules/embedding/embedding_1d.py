@@ -101,15 +101,9 @@ class EmbeddingModule(LightweightModule):
     WRONG_MESH: ClassVar[str] = ""
 
     def __init__(self, weight: LazyWeight, **overrides):
-        self.__init_from_config(self.CONFIG(weight=weight, **overrides))
+        self._init_from_config(self.CONFIG(weight=weight, **overrides))
 
-    @classmethod
-    def from_config(cls, config: EmbeddingConfig):
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
-    def __init_from_config(self, config: EmbeddingConfig) -> None:
+    def _init_from_config(self, config: EmbeddingConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
         if shape not in self.MESHES:

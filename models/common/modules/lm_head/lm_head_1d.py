@@ -161,15 +161,9 @@ class LMHeadModule(LightweightModule):
     LOGITS_MESH_DIMS: ClassVar[tuple[int, int]] = (1, 3)  # logits dims the mesh rows / columns concatenate along
 
     def __init__(self, weight: LazyWeight, **overrides):
-        self.__init_from_config(self.CONFIG(weight=weight, **overrides))
+        self._init_from_config(self.CONFIG(weight=weight, **overrides))
 
-    @classmethod
-    def from_config(cls, config: LMHeadConfig):
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
-    def __init_from_config(self, config: LMHeadConfig) -> None:
+    def _init_from_config(self, config: LMHeadConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
         if shape not in self.MESHES:

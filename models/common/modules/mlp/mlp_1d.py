@@ -293,10 +293,12 @@ class MLP1DConfig(SwiGLUConfig):
 class MLP1D(LightweightModule):
     """SwiGLU MLP on a 1D mesh. ``MLP1D(w1, w2, w3)``, ``MLP1D.from_config(cfg)``, ``MLP1D.from_model_args(...)``."""
 
-    def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
-        self.__init_from_config(MLP1DConfig(w1=w1, w2=w2, w3=w3, **overrides))
+    CONFIG = MLP1DConfig
 
-    def __init_from_config(self, config: MLP1DConfig) -> None:
+    def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
+        self._init_from_config(MLP1DConfig(w1=w1, w2=w2, w3=w3, **overrides))
+
+    def _init_from_config(self, config: MLP1DConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ccl.ONE_D_MESHES:
@@ -357,12 +359,6 @@ class MLP1D(LightweightModule):
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
     # --- factories -------------------------------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: MLP1DConfig) -> "MLP1D":
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "MLP1D":
         """TTTv1's MLP from a ModelArgs; takes MLP1DConfig.from_model_args's arguments (mesh_device, tt_ccl, args,

@@ -106,10 +106,12 @@ class MLP2DConfig(SwiGLUConfig):
 class MLP2D(LightweightModule):
     """SwiGLU MLP on a Galaxy mesh. ``MLP2D(w1, w2, w3)``, ``MLP2D.from_config(cfg)``, ``from_model_args(...)``."""
 
-    def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
-        self.__init_from_config(MLP2DConfig(w1=w1, w2=w2, w3=w3, **overrides))
+    CONFIG = MLP2DConfig
 
-    def __init_from_config(self, config: MLP2DConfig) -> None:
+    def __init__(self, w1: LazyWeight, w2: LazyWeight, w3: LazyWeight, **overrides):
+        self._init_from_config(MLP2DConfig(w1=w1, w2=w2, w3=w3, **overrides))
+
+    def _init_from_config(self, config: MLP2DConfig) -> None:
         cfg = config.resolve()
         shape = tuple(cfg.mesh_device.shape)
         if shape not in ccl.TWO_D_MESHES:
@@ -155,12 +157,6 @@ class MLP2D(LightweightModule):
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x, seq_len or x.shape[-2])
 
     # --- factories -------------------------------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: MLP2DConfig) -> "MLP2D":
-        module = cls.__new__(cls)
-        module.__init_from_config(config)
-        return module
-
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "MLP2D":
         """TTTv1's Galaxy MLP from a ModelArgs; takes MLP2DConfig.from_model_args's arguments (mesh_device, tt_ccl,

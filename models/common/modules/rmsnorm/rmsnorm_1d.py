@@ -199,6 +199,8 @@ class RMSNorm1DConfig(ResolvableConfig):
 class RMSNorm1D(LightweightModule):
     """RMSNorm on a 1D mesh. ``RMSNorm1D(weight)``, ``RMSNorm1D.from_config(cfg)``, ``from_model_args(...)``."""
 
+    CONFIG = RMSNorm1DConfig
+
     def __init__(self, weight: LazyWeight, **overrides):
         self._init_from_config(RMSNorm1DConfig(weight=weight, **overrides))
 
@@ -244,14 +246,6 @@ class RMSNorm1D(LightweightModule):
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x)
 
     # --- factories -------------------------------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: RMSNorm1DConfig) -> "RMSNorm1D":
-        if not isinstance(config, RMSNorm1DConfig):
-            raise TypeError(f"RMSNorm1D takes an RMSNorm1DConfig, not {type(config).__name__}")
-        module = cls.__new__(cls)
-        module._init_from_config(config)
-        return module
-
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "RMSNorm1D":
         """TTTv1's norm from a ModelArgs; takes RMSNorm1DConfig.from_model_args's arguments (mesh_device, tt_ccl,

@@ -226,6 +226,8 @@ class RMSNorm2DConfig(ResolvableConfig):
 class RMSNorm2D(LightweightModule):
     """RMSNorm on a Galaxy mesh. ``RMSNorm2D(weight)``, ``RMSNorm2D.from_config(cfg)``, ``from_model_args(...)``."""
 
+    CONFIG = RMSNorm2DConfig
+
     def __init__(self, weight: LazyWeight, **overrides):
         self._init_from_config(RMSNorm2DConfig(weight=weight, **overrides))
 
@@ -265,14 +267,6 @@ class RMSNorm2D(LightweightModule):
         return self.decode_forward(x) if mode == "decode" else self.prefill_forward(x)
 
     # --- factories -------------------------------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: RMSNorm2DConfig) -> "RMSNorm2D":
-        if not isinstance(config, RMSNorm2DConfig):
-            raise TypeError(f"RMSNorm2D takes an RMSNorm2DConfig, not {type(config).__name__}")
-        module = cls.__new__(cls)
-        module._init_from_config(config)
-        return module
-
     @classmethod
     def from_model_args(cls, *positional, **keywords) -> "RMSNorm2D":
         """TTTv1's Galaxy norm from a ModelArgs; takes RMSNorm2DConfig.from_model_args's arguments (mesh_device,

@@ -69,9 +69,7 @@ def _layer_weights(args) -> dict[str, torch.Tensor]:
     if args.model_name not in _WEIGHTS:
         config = args.reference_config()
         shapes = {
-            key: tuple(t.shape)
-            for key, t in reference.meta_model(config).state_dict().items()
-            if layer_of(key) == 0
+            key: tuple(t.shape) for key, t in reference.meta_model(config).state_dict().items() if layer_of(key) == 0
         }
         drawn = random_weights(shapes, config.initializer_range, RANDOM_WEIGHT_SEED)
         _WEIGHTS[args.model_name] = dict(drawn)  # drawn once for every case and the reference

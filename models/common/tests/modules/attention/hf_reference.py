@@ -4,12 +4,13 @@ weights, a KV-cache-continuing reference run, and the prefill / decode compariso
 
 import torch
 import ttnn
-from transformers import DynamicCache, LlamaConfig, Qwen2Config, Qwen3Config
+from transformers import DynamicCache, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+from transformers.models.mistral.modeling_mistral import MistralAttention, MistralRotaryEmbedding
 from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention, Qwen3RotaryEmbedding
 
-from models.common.modules.attention.attention_steps import PagedAttentionConfig
+from models.common.modules.attention.attention_steps import PREFILL_SEQ_MULTIPLE, PagedAttentionConfig
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.rope.rope_1d import Llama3RopeScaling, Rope1D
 from models.common.modules.rope.rope_2d import Rope2D
@@ -22,12 +23,28 @@ LLAMA3_ROPE = dict(low_freq_factor=1.0, high_freq_factor=4.0, original_max_posit
 MODELS = {
     "Llama-3.2-1B": (LlamaConfig, dict(hidden_size=2048, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
                                        rope_theta=500000.0, rope_scaling=dict(factor=32.0, **LLAMA3_ROPE))),
+    "Llama-3.2-3B": (LlamaConfig, dict(hidden_size=3072, num_attention_heads=24, num_key_value_heads=8, head_dim=128,
+                                       rope_theta=500000.0, rope_scaling=dict(factor=32.0, **LLAMA3_ROPE))),
     "Llama-3.1-8B": (LlamaConfig, dict(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
                                        rope_theta=500000.0, rope_scaling=dict(factor=8.0, **LLAMA3_ROPE))),
     "Llama-3.3-70B": (LlamaConfig, dict(hidden_size=8192, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
                                         rope_theta=500000.0, rope_scaling=dict(factor=8.0, **LLAMA3_ROPE))),
+    "Llama-3.1-70B": (LlamaConfig, dict(hidden_size=8192, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
+                                        rope_theta=500000.0, rope_scaling=dict(factor=8.0, **LLAMA3_ROPE))),
+    # the text model's self-attention (mllama_text_model: a Llama attention)
+    "Llama-3.2-90B-Vision": (LlamaConfig, dict(hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                                               head_dim=128, rope_theta=500000.0,
+                                               rope_scaling=dict(factor=8.0, **LLAMA3_ROPE))),
+    "Mistral-7B": (MistralConfig, dict(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                                       rope_theta=1000000.0, sliding_window=None)),
+    "Qwen2-7B": (Qwen2Config, dict(hidden_size=3584, num_attention_heads=28, num_key_value_heads=4,
+                                   rope_theta=1000000.0, rms_norm_eps=1e-6)),
     "Qwen2.5-7B": (Qwen2Config, dict(hidden_size=3584, num_attention_heads=28, num_key_value_heads=4,
                                      rope_theta=1000000.0, rms_norm_eps=1e-6)),
+    "Qwen2.5-72B": (Qwen2Config, dict(hidden_size=8192, num_attention_heads=64, num_key_value_heads=8,
+                                      rope_theta=1000000.0, rms_norm_eps=1e-6)),
+    "Qwen2.5-Coder-32B": (Qwen2Config, dict(hidden_size=5120, num_attention_heads=40, num_key_value_heads=8,
+                                            rope_theta=1000000.0, rms_norm_eps=1e-6)),
     "Qwen3-32B": (Qwen3Config, dict(hidden_size=5120, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
                                     rope_theta=1000000.0, rms_norm_eps=1e-6)),
     # Qwen3's q/k norms and head_dim with few heads (one KV head per device on 1x8 and per mesh row on 8x4): cheap
@@ -36,6 +53,7 @@ MODELS = {
 }  # fmt: skip
 HF_CLASSES = {
     LlamaConfig: (LlamaAttention, LlamaRotaryEmbedding),
+    MistralConfig: (MistralAttention, MistralRotaryEmbedding),
     Qwen2Config: (Qwen2Attention, Qwen2RotaryEmbedding),
     Qwen3Config: (Qwen3Attention, Qwen3RotaryEmbedding),
 }
@@ -64,10 +82,11 @@ def hf_layer(model: str, seed=0, meta=False):
     return config, layer, rotary_cls(config)
 
 
-def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged, unit_offset=False):
+def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged, unit_offset=False, **overrides):
     """``attention_cls`` (Attention1D / Attention2D) from the HF layer's weights (the HF → TTNN fusion runs on host
     inside from_hf) and a Rope1D (Rope2D on a Galaxy) with the model's rotary settings. ``unit_offset``: the q/k
-    norms are given as Gemma-style offsets (HF weight - 1) with ``norm_add_unit_offset``."""
+    norms are given as Gemma-style offsets (HF weight - 1) with ``norm_add_unit_offset``; ``overrides`` go to the
+    module's config (e.g. ``wqkv_dtype``)."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kw = dict(n_heads=config.num_attention_heads, n_kv_heads=config.num_key_value_heads, head_dim=head_dim)
     if layer.q_proj.bias is not None:
@@ -78,6 +97,7 @@ def build(attention_cls, mesh, config, layer, max_batch_size, max_seq_len, paged
         kw.update(norm_eps=config.rms_norm_eps, norm_add_unit_offset=unit_offset)
     if paged:
         kw["paged_attention_config"] = PagedAttentionConfig(BLOCK_SIZE, max_batch_size * max_seq_len // BLOCK_SIZE)
+    kw.update(overrides)
     weights = (layer.q_proj.weight.data, layer.k_proj.weight.data, layer.v_proj.weight.data, layer.o_proj.weight.data)
     attention = attention_cls.from_hf(
         *weights, max_seq_len=max_seq_len, mesh_device=mesh, max_batch_size=max_batch_size, **kw
@@ -139,20 +159,31 @@ MODEL_ARGS_PROMPT = 128  # prompt length of the from_model_args checks (fits the
 
 
 def check_prefill(
-    attention_cls, mesh, model, seq_len, variant, to_host, reference_check, affordable=True, unit_offset=False
+    attention_cls,
+    mesh,
+    model,
+    seq_len,
+    variant,
+    to_host,
+    reference_check,
+    affordable=True,
+    unit_offset=False,
+    **overrides,
 ):
-    """Prefill one user (paged-chunked: two chunks, the second attending to the first through the paged cache).
+    """Prefill one user (paged-chunked: two chunks, the second attending to the first through the paged cache; one
+    chunk at 128 tokens, as chunks are whole multiples of 128).
     Unless ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
     dim, compare = MODELS[model][1]["hidden_size"], reference_check.compares(affordable)
     config, layer, rotary = hf_layer(model, meta=not compare)
     x = torch.randn(1, seq_len, dim) if compare else torch.empty(1, seq_len, dim, device="meta")
     with reference_check.running(compare):
-        attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, variant != STANDARD, unit_offset)
+        paged = variant != STANDARD
+        attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, paged, unit_offset, **overrides)
         if variant == CHUNKED:
             table, full_table = page_table(mesh, 1, seq_len)
-            chunk = seq_len // 2
+            chunk = max(seq_len // 2, PREFILL_SEQ_MULTIPLE)  # a 128-token prefill is one chunk
             outs = []
-            for start in (0, chunk):
+            for start in range(0, seq_len, chunk):
                 chunk_table = device_int(mesh, table[:, start // BLOCK_SIZE : (start + chunk) // BLOCK_SIZE])
                 out = attention.prefill_forward(
                     LazyWeight(x[None, :, start : start + chunk]),
@@ -178,7 +209,16 @@ def check_prefill(
 
 
 def check_decode(
-    attention_cls, mesh, model, prompt_len, variant, to_host, reference_check, affordable=True, unit_offset=False
+    attention_cls,
+    mesh,
+    model,
+    prompt_len,
+    variant,
+    to_host,
+    reference_check,
+    affordable=True,
+    unit_offset=False,
+    **overrides,
 ):
     """Prefill the DECODE_USER_IDS users with prompts of different lengths, then DECODE_STEPS decode steps of the
     batch. A paged decode takes the page table's rows laid out as the module splits its users. Unless
@@ -191,7 +231,7 @@ def check_decode(
     caches = [DynamicCache(config=config) for _ in DECODE_USER_IDS]
     with reference_check.running(compare):
         attention, rope = build(
-            attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED, unit_offset
+            attention_cls, mesh, config, layer, DECODE_BATCH, max_seq_len, variant == PAGED, unit_offset, **overrides
         )
         host_table, table = page_table(mesh, DECODE_BATCH, max_seq_len) if variant == PAGED else (None, None)
         decode_table = device_int(mesh, host_table, attention.users_mapping) if variant == PAGED else None
