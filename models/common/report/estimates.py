@@ -9,10 +9,11 @@ Prefill is compute-bound: matmul and SDPA FLOPs per device ÷ the chip's peak (B
 block-float, FP16 otherwise); elementwise, norm, data-movement and CCL ops are not counted. Both are lower bounds.
 
 ``mesh_scaling`` extends the decode roofline to meshes the report did not run, analytically: parameters ÷ devices ×
-bytes per parameter of this run's dtypes, plus the KV-cache slice of each device (no padding): its decode users (all
-of them on 1D; on 2D its mesh column's share, as Attention2D caches) × its head group's KV heads × positions ×
-head_dim. The same rows say whether all layers' weights and KV caches fit a device's DRAM and name known L1 limits;
-the report refuses a mesh where they do not fit before it starts.
+bytes per parameter of this run's dtypes (the MLP's padded hidden dim and the norms' gamma copies as the module
+configs resolve them on that mesh, ``report/standin.py``), plus the KV-cache slice of each device (no padding): its
+decode users (all of them on 1D; on 2D its mesh column's share, as Attention2D caches) × its head group's KV heads ×
+positions × head_dim. The same rows say whether all layers' weights and KV caches fit a device's DRAM and name
+known L1 limits; the report refuses a mesh where they do not fit before it starts.
 """
 
 import math
@@ -110,7 +111,7 @@ class LayerParameters:
     """What the analytic decode estimate needs: parameters per weight and their dtypes, and the KV-cache shape."""
 
     split: dict  # weight name -> (parameters, dtype), split over every device
-    replicated: dict  # weight name -> (parameters, dtype), a copy on every device
+    per_device: dict  # weight name -> (parameters on each device, dtype), as the resolved config lays it out
     n_heads: int
     n_kv_heads: int
     head_dim: int
@@ -141,21 +142,23 @@ def l1_limit(params: LayerParameters, mesh) -> str | None:
     return None
 
 
-def mesh_scaling(params: LayerParameters, chip: ChipFigures, meshes=PLOT_MESHES) -> list[dict]:
+def mesh_scaling(parameters, chip: ChipFigures, meshes=PLOT_MESHES) -> list[dict]:
     """Estimated decode time per layer and token on each mesh (analytic; see the module docstring), and whether
-    the whole model (weights and KV cache of every layer) fits each device's DRAM."""
+    the whole model (weights and KV cache of every layer) fits each device's DRAM. ``parameters(mesh)``: the
+    LayerParameters on ``mesh`` (a ValueError marks the mesh unsupported)."""
     rows = []
     for mesh in meshes:
         devices = mesh[0] * mesh[1]
         groups = head_groups(mesh)
         row = {"mesh": f"{mesh[0]}x{mesh[1]}", "devices": devices}
         try:
+            params = parameters(mesh)
             check_head_split(params, groups)
         except ValueError as error:
             rows.append({**row, "supported": False, "reason": str(error)})
             continue
         weights = sum(n * bytes_per_element(dtype) for n, dtype in params.split.values()) / devices
-        weights += sum(n * bytes_per_element(dtype) for n, dtype in params.replicated.values())
+        weights += sum(n * bytes_per_element(dtype) for n, dtype in params.per_device.values())
         users = users_per_device(params.users, mesh)
         kv_elements = KV_TENSORS * users * (params.n_kv_heads // groups) * params.context * params.head_dim
         kv = kv_elements * bytes_per_element(params.kv_dtype)

@@ -11,7 +11,7 @@ import torch
 import ttnn
 
 from models.common import tensor_utils
-from models.common.models.decoder_block import DecoderBlock, Watch, parts_for, rope_for
+from models.common.models.decoder_block import DecoderBlock, Watch, rope_for
 from models.common.modules import program_configs as pc
 from models.common.modules.attention.attention_steps import upload_positions
 from models.common.modules.lazy_weight import LazyWeight
@@ -37,7 +37,9 @@ class ReportLayer:
         )
         self.modules = self.block.modules
         self.residual_memcfg = self.block.residual_memcfg
-        self.input_mapping = parts_for(mesh_device.shape).residual_mapping
+        self.input_mapping = self.modules[
+            "attention_norm"
+        ].config.input_mapping  # the layer's input is its first norm's
         self.rope = rope_for(description, mesh_device, cache_len, USERS)
 
     @property

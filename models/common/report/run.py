@@ -15,17 +15,21 @@ host work excluded).
 """
 
 import contextlib
+import math
 import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import ttnn
 from tqdm import tqdm
 
 from models.common import devices
-from models.common.report import estimates, precision
+from models.common.modules.lazy_weight import LazyWeight
+from models.common.modules.rmsnorm.rmsnorm_1d import GAMMA_DTYPE
+from models.common.report import estimates, precision, standin
 from models.common.report.compare import compare
 from models.common.report.describe import describe, same
 from models.common.report.layer import INPUT_SEED, USERS, ReportLayer, cache_len
@@ -43,9 +47,8 @@ NUMERICS_STATUS = {
 }
 NOT_MEASURED = "not measured (mock tier with --no-numerics)"
 LAYER = "layer"
-NORMS = 2  # the attention and MLP norms' weights (dim each), bfloat16 like RMSNorm1D's and TTTv1's
-NORM_WEIGHT_DTYPE = ttnn.bfloat16
-DEFAULT_DTYPE = ttnn.bfloat8_b  # Attention1D/2D and MLP1D/2D configs' default_*_dtype for weights and KV cache
+NORMS = ("attention_norm", "ffn_norm")  # the layer's residual norms
+DEFAULT_DTYPE = ttnn.bfloat8_b  # Attention1D/2D configs' default_*_dtype for weights and KV cache
 # The PCC each part must reach, from the module tests: norms 0.999 (test_rmsnorm_1d), attention 0.99
 # (attention/hf_reference.py), MLP 0.98 (test_mlp_1d / test_mlp_2d, bfloat8_b weights), the layer 0.99
 # (test_decoder_layer_matches_hf).
@@ -209,7 +212,7 @@ def _recipe_layer_row(recipe, given: dict, changes: dict, run: _Run, mesh, main:
 def _recipe_row(recipe, changes: dict, run: _Run, layer: ReportLayer, measured: "_Measured") -> dict:
     modules = layer.modules.values()
     mesh = tuple(layer.mesh_device.shape)
-    [scaling] = estimates.mesh_scaling(layer_parameters(run.model, layer), estimates.WORMHOLE_N150, [mesh])
+    [scaling] = estimates.mesh_scaling(partial(layer_parameters, run.model, layer), estimates.WORMHOLE_N150, [mesh])
     numbers = measured.entry()
     return {
         "recipe": recipe.name,
@@ -423,18 +426,21 @@ def _totals(modules: list[dict], timings: dict) -> dict:
     }
 
 
-def planned_parameters(model: Model, length: int) -> estimates.LayerParameters:
-    """The analytic estimate's inputs before anything is built: the model's sizes in the dtype every TTTv2 attention
-    and MLP config defaults to for weights and KV cache (``DEFAULT_DTYPE``), the report's decode batch and cache."""
+def planned_parameters(model: Model, length: int, mesh) -> estimates.LayerParameters:
+    """The analytic estimate's inputs on ``mesh`` before anything is built: attention in the dtype every TTTv2
+    attention config defaults to for weights and KV cache (``DEFAULT_DTYPE``), the MLP and norms as their configs
+    resolve on a stand-in ``mesh`` (weights of the model's shapes, no data), the report's decode batch and cache."""
     qkv_size = model.head_dim * (model.n_heads + 2 * model.n_kv_heads)
     split = {
         "wqkv": (model.dim * qkv_size, DEFAULT_DTYPE),
         "wo": (model.n_heads * model.head_dim * model.dim, DEFAULT_DTYPE),
-        "w1 w2 w3": (3 * model.dim * model.hidden_dim, DEFAULT_DTYPE),
     }
+    w1_w3 = LazyWeight(torch.empty(model.dim, model.hidden_dim, device="meta"))
+    mlp = standin.mlp_config(mesh, w1_w3, LazyWeight(torch.empty(model.hidden_dim, model.dim, device="meta")), w1_w3)
+    norm = standin.norm_config(mesh, LazyWeight(torch.empty(model.dim, device="meta")))
     return estimates.LayerParameters(
-        split=split,
-        replicated={"norm weights": (NORMS * model.dim, NORM_WEIGHT_DTYPE)},
+        split={**split, **_mlp_weights(mlp)},
+        per_device=_norm_weights([norm] * len(NORMS), mesh),
         n_heads=model.n_heads,
         n_kv_heads=model.n_kv_heads,
         head_dim=model.head_dim,
@@ -446,10 +452,25 @@ def planned_parameters(model: Model, length: int) -> estimates.LayerParameters:
     )
 
 
+def _mlp_weights(mlp) -> dict:
+    """A resolved MLP config's weights as uploaded: the hidden dim padded to ``padded_hidden_dim``."""
+    return {
+        "w1 w3": (2 * mlp.dim * mlp.padded_hidden_dim, mlp.w1_w3_dtype),
+        "w2": (mlp.padded_hidden_dim * mlp.dim, mlp.w2_dtype),
+    }
+
+
+def _norm_weights(norms, mesh) -> dict:
+    """Gamma elements on each device: every copy each resolved norm config uploads, over the devices its mapping
+    splits it into."""
+    elements = sum(n.dim // math.prod(m.pieces(tuple(mesh)).values()) for n in norms for m in n.gamma_mappings)
+    return {"norm weights": (elements, GAMMA_DTYPE)}
+
+
 def check_fits(model: Model, mesh_shape, length: int, meshes, chip=estimates.WORMHOLE_N150) -> None:
     """ValueError (one line: the figures and those of ``meshes`` that would fit) when the layer cannot run on
     ``mesh_shape`` or the whole model does not fit its devices' DRAM."""
-    rows = estimates.mesh_scaling(planned_parameters(model, length), chip, meshes)
+    rows = estimates.mesh_scaling(partial(planned_parameters, model, length), chip, meshes)
     here = next(row for row in rows if row["mesh"] == _name(mesh_shape))
     if estimates.runnable(here):
         return
@@ -471,19 +492,24 @@ def _name(mesh_shape) -> str:
     return f"{mesh_shape[0]}x{mesh_shape[1]}"
 
 
-def layer_parameters(model: Model, layer: ReportLayer) -> estimates.LayerParameters:
-    """The analytic estimate's inputs, read from the layer's resolved attention and MLP configs (sizes, dtypes,
-    decode batch, cache length), so the analytic figures describe what runs."""
+def layer_parameters(model: Model, layer: ReportLayer, mesh) -> estimates.LayerParameters:
+    """The analytic estimate's inputs on ``mesh``, read from the layer's resolved configs (sizes, dtypes, padding,
+    gamma layout, decode batch, cache length); on another mesh than the layer's, its MLP and norm configs are
+    resolved again there on a stand-in mesh (``standin``), so the analytic figures describe what would run."""
     attention, mlp = layer.modules["attention"].config, layer.modules["mlp"].config
+    norms = [layer.modules[name].config for name in NORMS]
+    if tuple(mesh) != tuple(layer.mesh_device.shape):
+        dtypes = dict(w1_w3_dtype=mlp.w1_w3_dtype, w2_dtype=mlp.w2_dtype)
+        mlp = standin.mlp_config(mesh, mlp.w1, mlp.w2, mlp.w3, **dtypes)
+        norms = [standin.norm_config(mesh, norm.weight) for norm in norms]
     split = {
         "wqkv": (attention.dim * attention.qkv_size, attention.wqkv_dtype),
         "wo": (attention.n_heads * attention.head_dim * attention.dim, attention.wo_dtype),
-        "w1 w3": (2 * mlp.dim * mlp.hidden_dim, mlp.w1_w3_dtype),
-        "w2": (mlp.hidden_dim * mlp.dim, mlp.w2_dtype),
+        **_mlp_weights(mlp),
     }
     return estimates.LayerParameters(
         split=split,
-        replicated={"norm weights": (NORMS * attention.dim, NORM_WEIGHT_DTYPE)},
+        per_device=_norm_weights(norms, mesh),
         n_heads=attention.n_heads,
         n_kv_heads=attention.n_kv_heads,
         head_dim=attention.head_dim,
@@ -498,9 +524,10 @@ def layer_parameters(model: Model, layer: ReportLayer) -> estimates.LayerParamet
 def _scaling(model: Model, layer: ReportLayer, chip, mesh_shape) -> dict:
     """Analytic decode estimate on the plotted meshes and this run's, in its dtypes (estimates.mesh_scaling)."""
     return {
-        "basis": "analytic: parameters / devices x bytes per parameter (this run's dtypes) + each device's KV-cache "
-        f"slice, / {chip.dram_bytes_per_s / 1e9:.0f} GB/s; computed, not run, on each mesh",
+        "basis": "analytic: parameters / devices x bytes per parameter (this run's dtypes; MLP padding and norm "
+        "gamma copies from the module configs, resolved on a stand-in of each mesh not run) + each device's "
+        f"KV-cache slice, / {chip.dram_bytes_per_s / 1e9:.0f} GB/s; computed, not run, on each mesh",
         "meshes": estimates.mesh_scaling(
-            layer_parameters(model, layer), chip, sorted({*estimates.PLOT_MESHES, mesh_shape})
+            partial(layer_parameters, model, layer), chip, sorted({*estimates.PLOT_MESHES, mesh_shape})
         ),
     }

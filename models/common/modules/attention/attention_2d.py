@@ -96,6 +96,11 @@ class Attention2DConfig(AttentionConfig):
         return cols
 
     @property
+    def input_mapping(self) -> MeshMapping:
+        """How a host input is laid over the mesh: width-split over the mesh columns, copied on the rows."""
+        return MeshMapping.shard_2d(None, -1)
+
+    @property
     def decode_users(self) -> int:
         return users_per_column(self.max_batch_size, self.mesh_cols)
 
@@ -198,7 +203,6 @@ class Attention2D(AttentionBase):
         self._bind_shared_variants(bias_mapping=MeshMapping.shard_2d(-1, None), users_mapping=users_mapping)
         self._column_masks = column_masks(cfg.mesh_device, cfg.mesh_cols)
         self._user_slice, self._user_gather = _user_selection(cfg)
-        self._input_mapping = MeshMapping.shard_2d(None, -1)
         self._all_reduce = partial(
             ccl.all_reduce,
             cfg.tt_ccl,
@@ -316,7 +320,7 @@ class Attention2D(AttentionBase):
 
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
-            x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
+            x = resolve_lazy_weight(x, mesh_mapping=self.config.input_mapping)
         return load_input_device_tensor(x, memory_config=memory_config, mesh_device=self.config.mesh_device)
 
     def _linear(self, x, weight, program_config, compute_kernel_config, dtype, memory_config=ttnn.L1_MEMORY_CONFIG):

@@ -82,6 +82,11 @@ class MLP2DConfig(SwiGLUConfig):
         """w1/w3 split the hidden dim over the mesh rows."""
         return tuple(self.mesh_device.shape)[ccl.ROW_AXIS]
 
+    @property
+    def input_mapping(self) -> MeshMapping:
+        """How a host input is laid over the mesh: width-split over the mesh columns, copied on the rows."""
+        return MeshMapping.shard_2d(None, -1)
+
     def default_ccl_dtype(self):
         return ttnn.bfloat8_b  # TTTv1 ModelArgs.ccl_dtype
 
@@ -120,7 +125,6 @@ class MLP2D(LightweightModule):
             name: resolve_lazy_weight(weight, **kw, **common) for name, weight, kw in padded_weights(cfg, w1_w3, w2)
         }
         self.w1, self.w2, self.w3 = (self.weights[name].get_device_weight() for name in ("w1", "w2", "w3"))
-        self._input_mapping = MeshMapping.shard_2d(None, -1)
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -162,7 +166,7 @@ class MLP2D(LightweightModule):
     # --- steps shared by both forwards -----------------------------------------------------------------------
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
-            x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
+            x = resolve_lazy_weight(x, mesh_mapping=self.config.input_mapping)
         return load_input_device_tensor(x, memory_config=memory_config, mesh_device=self.config.mesh_device)
 
     def _ff1_gate(self, x, program_config, memory_config):

@@ -39,6 +39,7 @@ DEFAULT_EPS = 1e-5  # TTTv1 RMSNorm default
 DISTRIBUTED_PREFILL_MIN_DIM = 4096  # TTTv1 is_distributed_norm: prefill is distributed when dim > 4096
 STATS_GATHER_LINKS = 1  # TTTv1 tt_distributed_rmsnorm gathers the statistics over 1 link
 NORM_GATHER_LINKS = 1  # TTTv1 DistributedNorm all-gathers the residual over 1 link
+GAMMA_DTYPE = ttnn.bfloat16  # gamma as rms_norm takes it (TTTv1 RMSNorm)
 GAMMA_TILE_ROWS_DIM = 2  # gamma [1, 1, dim / 32, 32]: dim 2 runs along dim, so the distributed norm splits it there
 # TTTv1 decoder.py / model.py: the model_config program config and output memory config each residual-stream norm
 # is built with, by its state-dict weight key.
@@ -84,6 +85,17 @@ class RMSNorm1DConfig(ResolvableConfig):
     @property
     def tile_padded_batch_rows(self) -> int:
         return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
+
+    @property
+    def input_mapping(self) -> MeshMapping:
+        """How a host input is laid over the mesh: width-split over the devices when fractured, else copied."""
+        return MeshMapping.shard(-1) if self.input_fractured else MeshMapping.replicate()
+
+    @property
+    def gamma_mappings(self) -> tuple[MeshMapping, ...]:
+        """How each uploaded copy of gamma lies over the mesh: replicated, and split for the distributed prefill."""
+        distributed = (MeshMapping.shard(GAMMA_TILE_ROWS_DIM),) if self.prefill_distributed else ()
+        return (MeshMapping.replicate(), *distributed)
 
     def default_mesh_device(self):
         return self.weight.device or ttnn.GetDefaultDevice()
@@ -202,13 +214,12 @@ class RMSNorm1D(LightweightModule):
         if cfg.input_fractured and cfg.dim % (cfg.num_devices * TILE_SIZE):
             raise ValueError(f"dim {cfg.dim} cannot be width-split into whole tiles over {cfg.num_devices} devices")
         self.config = cfg
-        self.weight = norm_gamma(cfg, MeshMapping.replicate(), "gamma")
-        fractured = cfg.input_fractured
-        self._input_mapping = MeshMapping.shard(-1) if fractured else MeshMapping.replicate()
-        self._gather = self._all_gather if fractured else ttnn.to_memory_config  # (x, memory_config)
+        replicated, *distributed = cfg.gamma_mappings
+        self.weight = norm_gamma(cfg, replicated, "gamma")
+        self._gather = self._all_gather if cfg.input_fractured else ttnn.to_memory_config  # (x, memory_config)
         self._prefill = self._prefill_distributed if cfg.prefill_distributed else self._prefill_local
         if cfg.prefill_distributed:
-            self.weight_distributed = norm_gamma(cfg, MeshMapping.shard(GAMMA_TILE_ROWS_DIM), "gamma_dist")
+            self.weight_distributed = norm_gamma(cfg, *distributed, "gamma_dist")
 
     # --- forwards --------------------------------------------------------------------------------------------
     def decode_forward(self, x: ttnn.Tensor | LazyWeight) -> ttnn.Tensor:
@@ -279,7 +290,7 @@ class RMSNorm1D(LightweightModule):
 
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):
-            x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
+            x = resolve_lazy_weight(x, mesh_mapping=self.config.input_mapping)
         return load_input_device_tensor(x, memory_config=memory_config, mesh_device=self.config.mesh_device)
 
     def _all_gather(self, x, memory_config):
@@ -321,7 +332,7 @@ def norm_gamma(cfg, mesh_mapping: MeshMapping, suffix: str) -> ttnn.Tensor:
     weight = cfg.weight
     return LazyWeight(
         lambda: weight.host_tensor().reshape(rows) + offset,
-        dtype=ttnn.bfloat16,
+        dtype=GAMMA_DTYPE,
         layout=ttnn.ROW_MAJOR_LAYOUT,
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
         mesh_mapping=mesh_mapping,

@@ -102,6 +102,16 @@ class RMSNorm2DConfig(ResolvableConfig):
         dims[self.cluster_axis] = tensor_dim
         return MeshMapping.shard_2d(*dims)
 
+    @property
+    def input_mapping(self) -> MeshMapping:
+        """How a host input is laid over the mesh: width-split over ``cluster_axis``, copied along the other."""
+        return self.split_over_axis(-1)
+
+    @property
+    def gamma_mappings(self) -> tuple[MeshMapping, ...]:
+        """How the uploaded gamma lies over the mesh (one copy, split as the input)."""
+        return (self.split_over_axis(GAMMA_TILE_ROWS_DIM),)
+
     def check_split(self) -> None:
         if self.slice_dim % TILE_SIZE:
             raise ValueError(f"dim {self.dim} cannot be split into whole tiles over {self.splits} mesh devices")
@@ -236,8 +246,8 @@ class RMSNorm2D(LightweightModule):
                 f"{cfg.decode_core_grid.num_cores} cores of decode_core_grid"
             )
         self.config = cfg
-        self.weight = norm_gamma(cfg, cfg.split_over_axis(GAMMA_TILE_ROWS_DIM), "gamma")
-        self._input_mapping = cfg.split_over_axis(-1)
+        [gamma_mapping] = cfg.gamma_mappings
+        self.weight = norm_gamma(cfg, gamma_mapping, "gamma")
         self._decode = self._decode_distributed if cfg.input_fractured else self._decode_head_local
         self._prefill = self._prefill_distributed if cfg.input_fractured else self._prefill_head_local
 
@@ -317,7 +327,7 @@ class RMSNorm2D(LightweightModule):
         """The input on device in ``memory_config``; one clear error for a width or dtype the norm cannot take."""
         cfg = self.config
         if isinstance(x, LazyWeight):
-            x = resolve_lazy_weight(x, mesh_mapping=self._input_mapping)
+            x = resolve_lazy_weight(x, mesh_mapping=self.config.input_mapping)
         x = load_input_device_tensor(x, memory_config=memory_config, mesh_device=cfg.mesh_device)
         if x.shape[-1] != cfg.slice_dim or x.dtype not in ACCEPTED_DTYPES:
             raise ValueError(

@@ -4,27 +4,34 @@ so these tests run in the device-free parent process), and one-line errors for b
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
 import types
+from functools import partial
 
 import pytest
 import torch
 import ttnn
 
 from models.common import devices
+from models.common.modules.lazy_weight import LazyWeight
+from models.common.modules.mlp.mlp_1d import MLP1D
+from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D
 from models.common.report import estimates
 from models.common.report.__main__ import EXIT_BAD_INPUT, main
 from models.common.report.layer import USERS, ReportLayer, cache_len
 from models.common.report.model import Model
 from models.common.report.recorder import OpCall, OpRecorder, TensorInfo
-from models.common.report.run import layer_parameters
+from models.common.report.run import NORMS, layer_parameters, planned_parameters
+from models.common.report.summary import WEIGHT_ATTRIBUTES, device_tensors
 
 SMALL = "Llama-3.2-1B-Instruct"
 MESHES = [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)]
 CLI_TIMEOUT_S = 600
 PNG_MAGIC = b"\x89PNG"
+MLP_WEIGHTS = ("w1 w3", "w2")  # the MLP's entries in LayerParameters.split
 ROOFLINE_AGREEMENT = 0.05  # per-op DRAM reads (buffers as allocated) vs the analytic estimate (no padding)
 BFP8_BYTES = 1088 / 1024  # a bfloat8_b tile: 1024 mantissa bytes + 64 shared exponents
 # The module tests' thresholds: norms 0.999 (test_rmsnorm_1d), attention 0.99 (attention/hf_reference.py), MLP 0.98
@@ -44,7 +51,7 @@ def test_mesh_scaling_worked_out_by_hand():
     params = estimates.LayerParameters(
         split, {"norms": (2 * dim, ttnn.bfloat16)}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 32, dim
     )
-    rows = {row["mesh"]: row for row in estimates.mesh_scaling(params, estimates.WORMHOLE_N150)}
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(lambda mesh: params, estimates.WORMHOLE_N150)}
     layer_params = dim * head_dim * (heads + 2 * kv_heads) + heads * head_dim * dim + 3 * dim * hidden
     weights_1x8 = layer_params / 8 * BFP8_BYTES + 2 * dim * 2
     kv_1x8 = 2 * 32 * 1 * 160 * head_dim * BFP8_BYTES  # one KV head per device, all 32 users
@@ -60,12 +67,12 @@ def test_mesh_scaling_worked_out_by_hand():
     assert rows["1x1"]["model_bytes_per_device"] == int(32 * (weights_1x1 + 8 * kv_1x8))
 
     odd = estimates.LayerParameters(split, {}, 28, 4, head_dim, ttnn.bfloat8_b, 32, 160, 28, 3584)  # Qwen2.5-7B
-    rows = {row["mesh"]: row for row in estimates.mesh_scaling(odd, estimates.WORMHOLE_N150)}
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(lambda mesh: odd, estimates.WORMHOLE_N150)}
     assert rows["1x2"]["supported"] and not rows["1x8"]["supported"] and not rows["8x4"]["supported"]
     assert "must both divide over 8 device groups" in rows["1x8"]["reason"]
 
     wide = estimates.LayerParameters(split, {}, heads, kv_heads, head_dim, ttnn.bfloat8_b, 32, 160, 1, 5120)
-    rows = {row["mesh"]: row for row in estimates.mesh_scaling(wide, estimates.WORMHOLE_N150)}
+    rows = {row["mesh"]: row for row in estimates.mesh_scaling(lambda mesh: wide, estimates.WORMHOLE_N150)}
     assert not rows["1x1"]["supported"] and "prefill RMSNorm of dim 5120 on one device" in rows["1x1"]["reason"]
     assert rows["1x2"]["supported"]
 
@@ -196,19 +203,53 @@ def test_decoder_layer_matches_hf(ttnn_mesh_device, reference_check):
 @pytest.mark.parametrize(
     "ttnn_mesh_device", MESHES, ids=[f"{r}x{c}" for r, c in MESHES], indirect=True
 )  # fmt: skip
-def test_analytic_kv_bytes_match_the_allocated_cache(ttnn_mesh_device):
+def test_analytic_kv_and_weight_bytes_match_the_device(ttnn_mesh_device):
     """The analytic KV bytes per device (read from the resolved configs) are those of the cache attention allocates:
-    all 32 users on 1D meshes, a mesh column's share on 2D ones (8 on 8x4, 4 on 4x8)."""
+    all 32 users on 1D meshes, a mesh column's share on 2D ones (8 on 8x4, 4 on 4x8). The MLP and norm weight bytes,
+    from the layer's configs and from the configs resolved on a stand-in mesh before any device work, are those
+    the modules upload (gamma replicated on 1D, split over the mesh columns on 2D)."""
     model = Model.load(SMALL)
     mesh = tuple(ttnn_mesh_device.shape)
     layer = ReportLayer(model, model.unfused(model.layer_state_dict()), ttnn_mesh_device, 160)
     attention = layer.modules["attention"]
     allocated = sum(TensorInfo.of(cache).buffer_bytes for cache in (attention.keys, attention.values))
-    [row] = estimates.mesh_scaling(layer_parameters(model, layer), estimates.WORMHOLE_N150, [mesh])
+    [row] = estimates.mesh_scaling(partial(layer_parameters, model, layer), estimates.WORMHOLE_N150, [mesh])
     assert row["decode_users_per_device"] == {(8, 4): 8, (4, 8): 4}.get(mesh, USERS) == attention.keys.shape[0]
     assert row["kv_cache_bytes_per_device"] == allocated
+    norms = [layer.modules[name] for name in NORMS]
+    for params in (layer_parameters(model, layer, mesh), planned_parameters(model, 160, mesh)):
+        assert _analytic_bytes(params.per_device.values()) == _uploaded_bytes(*norms)
+        mlp_entries = [params.split[name] for name in MLP_WEIGHTS]
+        assert _analytic_bytes(mlp_entries, math.prod(mesh)) == _uploaded_bytes(layer.modules["mlp"])
     tile = ttnn.Tile((32, 32))
     assert all(tile.get_tile_size(dtype) == size for dtype, size in estimates.TILE_BYTES.items())
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_analytic_weight_bytes_match_the_uploaded_mlp_and_norms(ttnn_mesh_device):
+    """Qwen2.5-7B on 1x2, where MLP1D pads the hidden dim (18944 to 19456): the analytic MLP and norm weight bytes
+    per device, from the configs resolved on a stand-in 1x2 mesh before any device work, are those the modules
+    upload (the padded MLP weights; each norm's gamma as its config lays it out)."""
+    model = Model.load("Qwen2.5-7B-Instruct")
+    mesh = tuple(ttnn_mesh_device.shape)
+    params = planned_parameters(model, cache_len(128, 1), mesh)
+    w1 = LazyWeight(torch.zeros(model.dim, model.hidden_dim))
+    mlp = MLP1D(w1, LazyWeight(torch.zeros(model.hidden_dim, model.dim)), w1, mesh_device=ttnn_mesh_device)
+    assert mlp.config.padded_hidden_dim > model.hidden_dim
+    mlp_entries = [params.split[name] for name in MLP_WEIGHTS]
+    assert _analytic_bytes(mlp_entries, math.prod(mesh)) == _uploaded_bytes(mlp)
+    norm = RMSNorm1D(LazyWeight(torch.ones(model.dim)), mesh_device=ttnn_mesh_device)
+    assert _analytic_bytes(params.per_device.values()) == len(NORMS) * _uploaded_bytes(norm)
+
+
+def _analytic_bytes(entries, devices: int = 1) -> float:
+    """Bytes per device of analytic (parameters, dtype) entries split over ``devices``."""
+    return sum(n * estimates.bytes_per_element(dtype) for n, dtype in entries) / devices
+
+
+def _uploaded_bytes(*modules) -> int:
+    """Bytes per device of the modules' device weights, as the report counts them."""
+    return sum(t["bytes"] for m in modules for t in device_tensors(m, WEIGHT_ATTRIBUTES))
 
 
 def _no_scope(name):
