@@ -37,9 +37,7 @@ class ReportLayer:
         )
         self.modules = self.block.modules
         self.residual_memcfg = self.block.residual_memcfg
-        self.input_mapping = self.modules[
-            "attention_norm"
-        ].config.input_mapping  # the layer's input is its first norm's
+        self.input_mapping = self.block.attention_norm.config.input_mapping  # the layer's input: its first norm's
         self.rope = rope_for(description, mesh_device, cache_len, USERS)
 
     @property
