@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""pytest plugin: run mock-device tests in one child pytest process per mock cluster.
+"""pytest plugin: run mock-device tests in child pytest processes, per mock cluster and test folder.
 
 A process can only ever use the mock cluster it first initialised (N150, N300, T3K or Galaxy), yet one
 ``pytest models/common/tests`` run must cover 1x1, 1x2, 1x8, 8x4 and 4x8 meshes. So on the mock tier the
 parent process runs the device-free tests itself and hands each cluster's device tests (those using the
-``ttnn_mesh_device`` fixture) to a child ``pytest`` with that cluster's descriptor. The child streams its
-test reports back (pytest's own report serialisation, as pytest-xdist does), and the parent feeds them to its
-reporters, so progress, failures, ``-x`` and the final summary read as one run. A child's output goes to
-``generated/test-logs/<cluster>.log``; if a child dies, its unfinished tests fail with the log's tail.
+``ttnn_mesh_device`` fixture) to child ``pytest`` runs with that cluster's descriptor, one per test folder
+(``child_group``): a process keeps what its tests leave in memory (allocator arenas, caches), and a whole Galaxy
+run in one process outgrew the 24 GiB machine. A child streams its test reports back (pytest's own report
+serialisation, as pytest-xdist does), and the parent feeds them to its reporters, so progress, failures, ``-x``
+and the final summary read as one run. A cluster's children write ``generated/test-logs/<cluster>.log`` one after
+another; if a child dies, its unfinished tests fail with the log's tail.
 
 On hardware and ttsim (or when ``TT_METAL_MOCK_CLUSTER_DESC_PATH`` is set by hand) nothing is dispatched.
 """
@@ -32,6 +34,14 @@ POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 40
 # Command-line options forwarded to children (they change how tests run, not which run).
 FORWARDED_FLAGS = ("--full-sweep", "-x", "--exitfirst", "-s", "--capture=no")
+
+
+def child_group(item) -> str:
+    """The test folder an item's child runs: ``modules/<module>`` for module tests, else the folder below tests/."""
+    parts = Path(item.nodeid.split("::")[0]).parts
+    start = parts.index("tests") + 1 if "tests" in parts else 0
+    folders = parts[start:-1]
+    return "/".join(folders[:2] if folders[:1] == ("modules",) else folders[:1])
 
 
 def mesh_shape_of(item) -> tuple[int, int] | None:
@@ -85,9 +95,13 @@ class ClusterDispatcher:
             if session.shouldfail or session.shouldstop:
                 raise session.Failed(session.shouldfail or session.shouldstop)
         for cluster, items in by_cluster.items():
-            self._run_child(session, cluster, items)
-            if session.shouldfail or session.shouldstop:
-                raise session.Failed(session.shouldfail or session.shouldstop)
+            groups = defaultdict(list)
+            for item in items:
+                groups[child_group(item)].append(item)
+            for index, group in enumerate(groups.values()):
+                self._run_child(session, cluster, group, index)
+                if session.shouldfail or session.shouldstop:
+                    raise session.Failed(session.shouldfail or session.shouldstop)
         return True
 
     def _child_command(self, args_file: Path) -> list[str]:
@@ -101,7 +115,8 @@ class ClusterDispatcher:
             command += ["--cov-report=", f"--cov-config={cov.options.cov_config}", "--cov-fail-under=0"]
         return command
 
-    def _run_child(self, session, cluster, items) -> None:
+    def _run_child(self, session, cluster, items, index: int) -> None:
+        """Run ``items`` in a child on ``cluster``; ``index``: the cluster's how-manieth child (its log is appended)."""
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         pending = {item.nodeid: item for item in items}
         with tempfile.TemporaryDirectory(prefix=f"tttv2-{cluster.name}-") as tmp:
@@ -110,9 +125,9 @@ class ClusterDispatcher:
             report_file.touch()
             env = dict(os.environ, **{MOCK_DESCRIPTOR_ENV: str(cluster.descriptor), REPORT_FILE_ENV: str(report_file)})
             cov_file = os.environ.get("COVERAGE_FILE", str(REPO_ROOT / ".coverage"))
-            env["COVERAGE_FILE"] = f"{cov_file}.child-{cluster.name}"
+            env["COVERAGE_FILE"] = f"{cov_file}.child-{cluster.name}-{index}"
             log_path = LOG_DIR / f"{cluster.name}.log"
-            with open(log_path, "w") as log, open(report_file) as reports:
+            with open(log_path, "a" if index else "w") as log, open(report_file) as reports:
                 child = subprocess.Popen(
                     self._child_command(args_file), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
