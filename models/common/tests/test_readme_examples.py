@@ -15,7 +15,7 @@ def readme_examples() -> dict[str, str]:
 
 
 def test_readme_has_the_examples():
-    assert {"modules", "switch-tttv1"} <= set(readme_examples())
+    assert {"modules", "switch-tttv1", "switch-tttv1-galaxy"} <= set(readme_examples())
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
@@ -43,4 +43,14 @@ def test_switch_tttv1_example_runs(ttnn_mesh_device):
     model, logits = namespace["model"], namespace["logits"]
     assert type(model.embd).__name__ == "Embedding1D" and type(model.lm_head).__name__ == "LMHead1D"
     assert type(model.norm).__name__ == "RMSNorm1D"
+    assert tuple(logits.shape) == (32, 1, args.vocab_size)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)
+def test_switch_tttv1_galaxy_example_runs(ttnn_mesh_device):
+    namespace = {"mesh_device": ttnn_mesh_device}
+    exec(compile(readme_examples()["switch-tttv1-galaxy"], "README.md:switch-tttv1-galaxy", "exec"), namespace)
+    args, model, logits = (namespace[name] for name in ("args", "model", "logits"))
+    assert type(model.embd).__name__ == "Embedding2D" and type(model.lm_head).__name__ == "LMHead2D"
+    assert type(model.norm).__name__ == "RMSNorm2D"
     assert tuple(logits.shape) == (32, 1, args.vocab_size)
