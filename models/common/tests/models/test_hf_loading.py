@@ -128,11 +128,35 @@ def test_safetensors_to_canonical_lazy_weights(family, sharded, tmp_path, monkey
     layer = model.weights("layers.0.")
     expected = _unfused(hf.state_dict(), "model.layers.0.", TINY_CONFIGS[family])
     assert set(layer) == set(expected)
+    assert {k: w.shape for k, w in layer.items()} == {k: tuple(t.shape) for k, t in expected.items()}
+    assert not reads  # the shapes come from the headers
     assert all(torch.equal(layer[k].host_tensor(), expected[k]) for k in expected)
     assert all(".layers.0." in key for key in reads)  # layer 1, the embedding and the head were never read
     top = model.weights()
     assert "layers.1.mlp.down_proj.weight" not in top
     assert torch.equal(top["lm_head.weight"].host_tensor(), hf.lm_head.weight)
+
+
+def test_source_keys_change_with_the_source(tmp_path):
+    """A weight's source_key (what its disk cache entry is keyed on) changes when the checkpoint file is rewritten,
+    and for random weights when the std or the shape changes; it stays for an unchanged source."""
+    config = TINY_CONFIGS["llama"]
+    hf = AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    hf.save_pretrained(tmp_path)
+    keys = {k: w.source_key for k, w in HFModel.load(tmp_path).weights().items()}
+    assert keys == {k: w.source_key for k, w in HFModel.load(tmp_path).weights().items()}
+    assert len(set(keys.values())) == len(keys) - (1 if config.tie_word_embeddings else 0)
+    torch.nn.init.normal_(hf.model.layers[0].mlp.up_proj.weight)
+    hf.save_pretrained(tmp_path)  # the same names and shapes, other values
+    rewritten = {k: w.source_key for k, w in HFModel.load(tmp_path).weights().items()}
+    assert all(rewritten[k] != keys[k] for k in keys)
+
+    def random_key(std=0.02, shape=(256, 128)):
+        name = "model.layers.0.mlp.up_proj.weight"
+        return hf_loading.random_weights({name: shape}, std).identity(name)
+
+    assert random_key() == random_key()
+    assert random_key() != random_key(std=0.01) and random_key() != random_key(shape=(512, 128))
 
 
 def _read(path, key):
