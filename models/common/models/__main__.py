@@ -53,6 +53,10 @@ def _positive(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> Path:
+    return Path(text).expanduser()
+
+
 def _ids(text: str) -> list[int]:
     try:
         return [int(token) for token in text.split(",")]
@@ -75,7 +79,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-shadow", action="store_true", help="mock tier: do not run the host goldens")
     parser.add_argument(
-        "--weight-cache", type=Path, help="folder of converted weights: filled by the first run, loaded by later ones"
+        "--weight-cache",
+        type=_folder,
+        help="folder of converted weights: filled by the first run, loaded by later ones",
     )
     return parser.parse_args(argv)
 

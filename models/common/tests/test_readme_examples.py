@@ -1,21 +1,79 @@
 # SPDX-License-Identifier: Apache-2.0
 """The README's code examples run as written, so they never rot."""
 
+import json
+import os
 import re
+import shlex
+import subprocess
 
 import pytest
 
+from models.common import devices
 from models.common.devices import REPO_ROOT
 
-EXAMPLE = re.compile(r"<!-- example: (\w[\w-]*).*?-->\s*```python\n(.*?)```", re.S)
+EXAMPLE = re.compile(r"<!-- example: (\w[\w-]*)[^\n]*?-->\s*```python\n(.*?)```", re.S)
+SHELL_EXAMPLE = re.compile(r"<!-- example: (\w[\w-]*)[^\n]*?-->\s*```bash\n(.*?)```", re.S)
+DEMO = "python_env/bin/python -m models.common.models "
+DEMO_TIMEOUT_S = 900
 
 
 def readme_examples() -> dict[str, str]:
     return dict(EXAMPLE.findall((REPO_ROOT / "README.md").read_text()))
 
 
+def demo_commands(name: str) -> list[list[str]]:
+    """The demo command lines of the README's shell example ``name``, as written (continuation lines joined)."""
+    text = dict(SHELL_EXAMPLE.findall((REPO_ROOT / "README.md").read_text()))[name].replace("\\\n", " ")
+    return [shlex.split(line, comments=True) for line in text.splitlines() if line.startswith(DEMO)]
+
+
+def run_demo(command: list[str], **env) -> subprocess.CompletedProcess:
+    """``command`` from the repository root, as a user types it; the demo picks its mock system itself."""
+    environment = {k: v for k, v in os.environ.items() if k != devices.MOCK_DESCRIPTOR_ENV} | env
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S
+    )
+
+
 def test_readme_has_the_examples():
     assert {"modules", "switch-tttv1", "switch-tttv1-galaxy"} <= set(readme_examples())
+    assert len(demo_commands("demo")) == 1 and len(demo_commands("add-model")) == 1
+
+
+def _tokens(stdout: str) -> list[int]:
+    line = next(line for line in stdout.splitlines() if line.startswith("tokens: "))
+    return json.loads(line.removeprefix("tokens: ").split(" (")[0])
+
+
+def test_demo_example_runs(device_tier):
+    (command,) = demo_commands("demo")
+    result = run_demo(command)
+    assert result.returncode == 0, result.stderr
+    assert len(_tokens(result.stdout)) == int(command[command.index("--max-new-tokens") + 1])
+    assert "time to first token" in result.stdout and "host time per decode step" in result.stdout
+    if device_tier == devices.MOCK:
+        assert "shadow" in result.stdout
+
+
+def test_add_a_model_example_runs_on_a_public_config(tmp_path):
+    """A known family needs no code: the README's line on a folder with Qwen2.5-0.5B's public config.json (not
+    shipped here) and a tokenizer trained offline standing in for the downloaded one (``~`` is ``tmp_path``)."""
+    from models.common.tests.models.test_hf_loading import QWEN25_05B
+    from models.common.tests.models.test_tokenizer import write_tokenizer
+
+    (command,) = demo_commands("add-model")
+    folder = tmp_path / command[command.index("--model") + 1].removeprefix("~/")
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(QWEN25_05B))
+    write_tokenizer(folder)
+    result = run_demo(command, HOME=str(tmp_path), HF_HUB_OFFLINE="1")
+    assert result.returncode == 0, result.stderr
+    tokens = _tokens(result.stdout)
+    assert 0 < len(tokens) <= int(command[command.index("--max-new-tokens") + 1])
+    assert "text: " in result.stdout and "converted weights written" in result.stdout
+    cache = tmp_path / command[command.index("--weight-cache") + 1].removeprefix("~/")
+    assert list(cache.rglob("*.tensorbin"))
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)

@@ -203,21 +203,6 @@ def _cli(*args) -> subprocess.CompletedProcess:
     )
 
 
-def test_demo_generates_on_a_public_config_folder(tmp_path, device_tier):
-    """A known family needs no code: a folder with a public config.json the repo does not ship (Qwen2.5-0.5B's,
-    from test_hf_loading) runs end to end from the command line."""
-    from models.common.tests.models.test_hf_loading import QWEN25_05B
-
-    (tmp_path / "config.json").write_text(json.dumps(QWEN25_05B))
-    result = _cli("--model", str(tmp_path), "--mesh", "1x2", "--ids", "1,2,3", "--max-new-tokens", "3", "--layers", "1")
-    assert result.returncode == 0, result.stderr
-    assert "time to first token" in result.stdout and "host time per decode step" in result.stdout
-    tokens = next(line for line in result.stdout.splitlines() if line.startswith("tokens: "))
-    assert len(json.loads(tokens.removeprefix("tokens: ").split(" (")[0])) == 3
-    if device_tier == devices.MOCK:
-        assert "shadow" in result.stdout
-
-
 @pytest.mark.parametrize(
     "args, message",
     [
