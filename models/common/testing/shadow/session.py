@@ -41,6 +41,7 @@ from models.common.testing.shadow.tensor import (
     host_values,
     quantize_shards,
     stored_shards,
+    written_shards,
 )
 
 NAMESPACES = ("ttnn", "ttnn.experimental", "ttnn.transformer", "ttnn.kv_cache")
@@ -166,7 +167,8 @@ def _run(name, spec, original, args, kwargs):
         targets = [args[position] for position in spec.inplace]
         updates = per_device if len(targets) > 1 else [(values,) for values in per_device]
         for target, values in zip(targets, zip(*updates, strict=True), strict=True):
-            target.golden.shards = quantize_shards(list(values), target.golden.dtype)
+            golden = target.golden
+            golden.shards = written_shards(golden.live_shards(name), list(values), golden.dtype)
             check(name, target)
         return targets[0] if len(targets) == 1 else tuple(targets)
     if isinstance(device_out, (list, tuple)):
