@@ -151,6 +151,10 @@ def _run(name, spec, original, args, kwargs):
     num_devices = math.prod(first.mesh_shape)
     stored = {id(t): _all_values(t) for t in tensors}  # per input: one value per device, or one for all
     context = {} if spec.context is None else spec.context(args, kwargs)
+    dtype, layout = spec.dtype(args, kwargs, first), spec.layout(args, kwargs, first)
+    floats = [v for values in stored.values() for v in values if v.is_floating_point()]
+    as_stored = spec.takes_bfloat16 is not None and spec.takes_bfloat16(args, kwargs, dtype)
+    as_stored = as_stored and all(v.dtype == torch.bfloat16 for v in floats)
     if spec.mesh:
         as_float = _as_float32({})
         per_device = spec.golden(
@@ -161,8 +165,7 @@ def _run(name, spec, original, args, kwargs):
         )
     else:
         golden = functools.partial(spec.golden, **context)
-        per_device = _per_device_goldens(golden, args, kwargs, stored, num_devices)
-    dtype, layout = spec.dtype(args, kwargs, first), spec.layout(args, kwargs, first)
+        per_device = _per_device_goldens(golden, args, kwargs, stored, num_devices, as_stored)
     if spec.inplace:
         targets = [args[position] for position in spec.inplace]
         updates = per_device if len(targets) > 1 else [(values,) for values in per_device]
@@ -177,14 +180,15 @@ def _run(name, spec, original, args, kwargs):
     return _wrap(name, spec, args, kwargs, device_out, per_device, dtype, layout, first)
 
 
-def _per_device_goldens(golden, args, kwargs, stored, num_devices) -> list:
-    """The golden on each device's inputs, as float32. Devices whose inputs are the very same torch tensors
-    (replicated) share one result: goldens are pure functions of their inputs."""
+def _per_device_goldens(golden, args, kwargs, stored, num_devices, as_stored=False) -> list:
+    """The golden on each device's inputs, as float32 (``as_stored``: as stored). Devices whose inputs are the very
+    same torch tensors (replicated) share one result: goldens are pure functions of their inputs."""
     results, by_inputs = [], {}
     for index in range(num_devices):
         key = tuple(id(_pick(values, index)) for values in stored.values())
         if key not in by_inputs:
-            as_float = _as_float32({})  # this device's copies only: freed before the next device's are made
+            # this device's copies only: freed before the next device's are made
+            as_float = (lambda values: values) if as_stored else _as_float32({})
 
             def leaf(tensor, index=index, as_float=as_float):
                 return as_float(_pick(stored[id(tensor)], index))

@@ -348,6 +348,30 @@ def test_attention_decode_ops(ttnn_mesh_device, batch, cache_dtype):
         _assert_close(expected.reshape(1, 1, batch, -1), merged[:, :, :batch], 0.999)
 
 
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_bfloat16_matmul_golden_is_float32_rounded_once(ttnn_mesh_device):
+    """A bfloat16-output matmul of bfloat16 / bfloat8_b inputs (a bfloat16 GEMM where the CPU has bfloat16 dot
+    products) is within half a bfloat16 ulp plus float32's summation error bound (K * 2 ** -24 * sum |a b|) of the
+    exact product: float32 accumulation, one rounding. A bias keeps the float32 golden."""
+    from models.common.testing.shadow import ops
+
+    rows, k, n = 64, 4096, 256
+    generator = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 1, rows, k, generator=generator), torch.randn(1, 1, k, n, generator=generator)
+    bias = torch.randn(1, 1, 1, n, generator=generator)
+    with shadow_execution():
+        tx, tw = _put(ttnn_mesh_device, x), _put(ttnn_mesh_device, w, ttnn.bfloat8_b)
+        out = _per_device(ttnn_mesh_device, ttnn.matmul(tx, tw))[0].double()
+        xs, ws = (_per_device(ttnn_mesh_device, t)[0].double() for t in (tx, tw))
+    exact = xs @ ws
+    half_ulp = torch.exp2(torch.floor(torch.log2(exact.abs().clamp_min(2.0**-126))) - 8)
+    summation = k * 2.0**-24 * (xs.abs() @ ws.abs())
+    assert bool(((out - exact).abs() <= half_ulp + summation).all())
+    assert ops.matmul_in_bfloat16((), {}, ttnn.bfloat16) == ops.BFLOAT16_DOT_PRODUCTS
+    assert not ops.matmul_in_bfloat16((), {"bias": bias}, ttnn.bfloat16)
+    assert not ops.matmul_in_bfloat16((), {}, ttnn.bfloat8_b)
+
+
 def test_paged_sdpa_decode_golden_is_ttnns():
     """The shadow's one-gather paged SDPA decode golden returns ttnn's own golden's values exactly."""
     from models.common.testing.shadow import attention
