@@ -2,6 +2,8 @@
 """Shadow execution: each shadowed op against ttnn's golden / a torch reference, on 1x1 and multi-device meshes;
 storage rounding; broken dataflows fail their PCC check; unknown ops and shape drift fail loudly."""
 
+import os
+
 import pytest
 import torch
 import ttnn
@@ -134,6 +136,30 @@ def test_block_float_round_trip(ttnn_mesh_device, dtype, tmp_path):
             )
             assert torch.equal(_concat(mesh, weight.get_device_weight()), stored)
         assert list(tmp_path.glob("w.*.tensorbin"))
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_loaded_file_values_are_read_once_while_unchanged(ttnn_mesh_device, tmp_path):
+    """A file loaded and uploaded again gives the values read the first time (the same tensors); a file replaced
+    (written aside and renamed into place, as LazyWeight's cache writes do) is read anew."""
+    mesh, path = ttnn_mesh_device, str(tmp_path / "w.tensorbin")
+
+    def upload(x):
+        host = ttnn.from_torch(
+            x, dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT, mesh_mapper=ttnn.ShardTensorToMesh(mesh, dim=-1)
+        )
+        aside = str(tmp_path / "aside.tensorbin")
+        ttnn.dump_tensor(aside, host)
+        os.replace(aside, path)
+        return ttnn.to_torch(host, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()
+
+    with shadow_execution():
+        stored = upload(torch.randn(1, 1, 64, 128))
+        first, second = (ttnn.to_device(ttnn.load_tensor(path), mesh) for _ in range(2))
+        assert all(a is b for a, b in zip(first.golden.shards, second.golden.shards, strict=True))
+        assert torch.equal(_concat(mesh, second), stored)
+        stored = upload(torch.randn(1, 1, 64, 128))
+        assert torch.equal(_concat(mesh, ttnn.to_device(ttnn.load_tensor(path), mesh)), stored)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
