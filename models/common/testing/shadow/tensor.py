@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import ttnn
 
-from models.common.testing.shadow.blockfloat import BLOCK, CHUNK_BLOCKS, MANTISSA_BITS, round_block_float
+from models.common.testing.shadow.blockfloat import MANTISSA_BITS, round_block_float
 
 TILE = 32  # tile edge of ttnn.TILE_LAYOUT; tiled tensors pad their last two dims to it
 BLOCK_FLOATS = tuple(MANTISSA_BITS)  # shared exponent per 16 values of a tile row
@@ -53,17 +53,9 @@ def quantize(values: torch.Tensor, dtype) -> torch.Tensor:
 
 
 def quantize_shards(shards: list[torch.Tensor], dtype) -> list[torch.Tensor]:
-    """:func:`quantize` of every device's values; a tensor several devices share is rounded once and stays shared.
-    Block-float shards of one shape that fit one rounding pass together are rounded stacked; larger ones one by one
-    (stacking copies them, which costs more than the calls it saves)."""
-    unique = list({id(s): s for s in shards}.values())
-    small = sum(s.numel() for s in unique) <= CHUNK_BLOCKS * BLOCK
-    if dtype in BLOCK_FLOATS and small and len({tuple(s.shape) for s in unique}) == 1:
-        stacked = round_block_float(torch.stack([s.float() for s in unique]), dtype, out_dtype=storage_dtype(dtype))
-        rounded = stacked.unbind(0)
-    else:
-        rounded = [quantize(s, dtype) for s in unique]
-    by_id = {id(s): r for s, r in zip(unique, rounded, strict=True)}
+    """:func:`quantize` of every device's values; a tensor several devices share is rounded once and stays shared."""
+    unique = {id(s): s for s in shards}
+    by_id = {key: quantize(s, dtype) for key, s in unique.items()}
     return [by_id[id(s)] for s in shards]
 
 
