@@ -202,8 +202,8 @@ def test_from_model_args_rejects_galaxy_before_touching_the_mesh():
 # {mesh: {scheme: {"fast": lengths, "slow": lengths}}} as upstream marks them; a length is a prefill seq_len or
 # DECODE (32 batch rows). Every case runs in CI; numbers.shadow_affordable picks which compute numbers there (its
 # default rule: 102 of the 147 cases). Measured on the shared 2-core machine at load ~8 (other jobs running): the 28
-# 1x1 cases 126 s wall, 64 s CPU; the 53 1x2 cases (44 compared) 404 s wall, 168 s CPU, a Llama-3.1-8B case 4-19 s,
-# 23-31 s at 2048 tokens. A model's weights convert once (mlp_weight_cache; the shadow reads a file back once).
+# 1x1 cases 109 s wall; the 68 1x8 cases (32 compared) 197 s wall, a Llama-3.1-8B case 8-16 s, 15-22 s at
+# 2048 tokens. A model's weights convert once (mlp_weight_cache; the shadow reads a file back once).
 DECODE = "decode"
 DECODE_ROWS = 32  # decode runs one tile of batch rows
 SCHEMES = {"uniform": (ttnn.bfloat8_b, ttnn.bfloat8_b, 0.99), "mixed": (ttnn.bfloat4_b, ttnn.bfloat8_b, 0.98)}
