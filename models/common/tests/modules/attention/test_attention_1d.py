@@ -203,7 +203,7 @@ UPSTREAM_ROWS = [
 # Numbers through the shadow in CI: numerics.shadow_affordable's rule, every decode and every prefill up to 2048
 # tokens of models up to 8B dims (124 of the 175 cases); the rest run dispatched only (every op still validated on its
 # mesh), --full-sweep computes every case. Measured on the shared 2-core machine at load ~8 (other jobs running): the
-# 54 1x2 cases took 495 s wall, 246 s CPU, the 74 1x8 cases (41 compared) 422 s wall; a decode case 9-17 s wall on
+# 54 1x2 cases took 495 s wall, 246 s CPU, the 74 1x8 cases (35 compared) 422 s wall; a decode case 9-17 s wall on
 # 1x2, 16-26 s on 1x8 (two prompts and two steps of 32 users), a prefill at 128 / 1024 / 2048 tokens of an 8B model
 # 5-7 / 10-14 / 15-26 s. A prefill's three variants share one seeded input and HF output (hf_reference).
 WEIGHTS = {"bf8": ttnn.bfloat8_b, "bf16": ttnn.bfloat16}
