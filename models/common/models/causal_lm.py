@@ -5,8 +5,9 @@ prefill (one user):  ids → embedding → N × DecoderBlock → norm → LM hea
                      → logits of the last prompt token; prompts longer than ``prefill_chunk_size`` run chunk by
                      chunk, each attending to the user's paged cache (chunked SDPA)
 decode (the batch):  ids, positions, rotary indices, page table written into persistent device tensors → embedding
-                     → N × DecoderBlock (per-user positions) → norm → LM head → logits [users, vocab]; the step
-                     allocates nothing that outlives it, so on hardware it can be captured once as a ttnn trace
+                     → N × DecoderBlock (per-user positions) → norm → LM head (``decode_device``: allocates
+                     nothing that outlives the step but its logits, so on hardware it can be captured once as a
+                     ttnn trace) → logits [users, vocab] read back (``read_logits``)
 
 The KV cache is paged: ``BlockAllocator`` keeps the page table, growing each user's row as its sequence does. The 1D
 or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards are the same on every mesh.
@@ -118,8 +119,13 @@ class CausalLM:
 
     def decode_forward(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token per user at its own position (the whole batch; idle users decode anything at position 0).
-        Returns the logits [users, vocab] float32. Trace-ready: the inputs are written into the persistent
-        ``decode_inputs`` and nothing the step allocates outlives it."""
+        Returns the logits [users, vocab] float32: ``read_logits(decode_device(tokens, positions))``."""
+        return self.read_logits(self.decode_device(tokens, positions))
+
+    def decode_device(self, tokens: list[int], positions: list[int]) -> ttnn.Tensor:
+        """The device part of a decode step, trace-ready: the inputs are written into the persistent
+        ``decode_inputs`` and every op is dispatched; nothing it allocates outlives the step but the returned
+        logits (the LM head's, one vocabulary slice per device), which ``read_logits`` reads and frees."""
         if len(tokens) != self.max_batch_size or len(positions) != self.max_batch_size:
             raise ValueError(f"decode takes one token and one position per user ({self.max_batch_size})")
         if not all(0 <= t < self.description.vocab_size for t in tokens):
@@ -133,10 +139,13 @@ class CausalLM:
         x = self.embedding.decode_forward(inputs["ids"])
         for block in self.blocks:
             x = block.decode_forward(x, inputs["current_pos"], rot_mats, inputs["page_table"])
-        out = self.lm_head.decode_forward(self.norm.decode_forward(x))
-        logits = self.lm_head.gather_logits(out)
-        ttnn.deallocate(out)
-        return logits[: self.max_batch_size]
+        return self.lm_head.decode_forward(self.norm.decode_forward(x))
+
+    def read_logits(self, logits: ttnn.Tensor) -> torch.Tensor:
+        """``decode_device``'s logits on the host, [users, vocab] float32; frees the device logits."""
+        host = self.lm_head.gather_logits(logits)
+        ttnn.deallocate(logits)
+        return host[: self.max_batch_size]
 
     def release(self, user_id: int) -> None:
         """Return a finished user's cache blocks to the pool."""
