@@ -11,6 +11,8 @@ overriding one method; a user changes one value by passing it. Nothing is mutate
 from dataclasses import fields, replace
 from typing import ClassVar
 
+from models.common.tensor_utils import TILE_SIZE, nearest_multiple
+
 
 class ResolvableConfig:
     """Mixin for frozen dataclass configs; see the module docstring."""
@@ -33,3 +35,24 @@ class ResolvableConfig:
         if missing:
             raise ValueError(f"{type(config).__name__}: no value and no default for {', '.join(missing)}")
         return config
+
+
+class DecodeBatchRows:
+    """Mixin for configs with a ``max_batch_size`` field."""
+
+    @property
+    def tile_padded_batch_rows(self) -> int:
+        """Decode batch rows as a device holds them, whole tiles (TTTv1 ModelArgs.tile_padded_batch_rows)."""
+        return nearest_multiple(self.max_batch_size, TILE_SIZE)
+
+
+class VocabTable:
+    """Mixin for configs whose ``weight`` is a (vocab, dim) table: the embedding and the LM head."""
+
+    @property
+    def vocab_size(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.weight.shape[1]

@@ -21,7 +21,7 @@ from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, derived_cache
 from models.common.modules.lightweight_module import LightweightModule, identity
-from models.common.modules.module_config import ResolvableConfig
+from models.common.modules.module_config import DecodeBatchRows, ResolvableConfig
 from models.common.modules.rmsnorm.rmsnorm_1d import RMSNorm1D, RMSNorm1DConfig
 from models.common.modules.rope.rope_1d import transformation_matrices
 from models.common.tensor_utils import TILE_SIZE
@@ -39,7 +39,7 @@ class PagedAttentionConfig:
 
 
 @dataclass(frozen=True)
-class AttentionConfig(ResolvableConfig):
+class AttentionConfig(ResolvableConfig, DecodeBatchRows):
     """The fields Attention1DConfig and Attention2DConfig share, with the defaults that are the same on both meshes.
     Each mesh's config adds its own fields and the defaults that differ, and defines ``head_groups`` (device groups
     the heads split over), ``decode_users`` (users each device decodes) and ``decode_input_core_grid``."""
@@ -112,10 +112,6 @@ class AttentionConfig(ResolvableConfig):
     @property
     def n_local_kv_heads(self) -> int:
         return self.n_kv_heads // self.head_groups
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     # --- defaults both meshes share (TTTv1) ------------------------------------------------------------------
     def default_scale(self):

@@ -13,7 +13,6 @@ ROW_MAJOR table (TTTv1 EMB_WEIGHTS_MEMCFG). Ids given on the host (a LazyWeight)
 vocabulary before anything is uploaded. A tied LM head (``tie_word_embeddings``) takes the same LazyWeight.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,14 +23,13 @@ from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.module_config import ResolvableConfig
-from models.common.tensor_utils import TILE_SIZE
+from models.common.modules.module_config import DecodeBatchRows, ResolvableConfig, VocabTable
 
 WEIGHT_KEY = "tok_embeddings.weight"  # TTTv1 (Meta) name of HF model.embed_tokens.weight
 
 
 @dataclass(frozen=True)
-class EmbeddingConfig(ResolvableConfig):
+class EmbeddingConfig(ResolvableConfig, DecodeBatchRows, VocabTable):
     """What Embedding1DConfig and Embedding2DConfig share; ``None`` fields are derived by ``default_*`` methods."""
 
     weight: LazyWeight  # (vocab, dim): HF embed_tokens.weight
@@ -44,18 +42,6 @@ class EmbeddingConfig(ResolvableConfig):
 
     # mesh axis layout of the table: overridden by Embedding2DConfig
     MESH_MAPPING: ClassVar[MeshMapping] = MeshMapping.shard(-1)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.weight.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     @classmethod
     def from_model_args(cls, mesh_device, args, weight_cache_path, state_dict, dtype=ttnn.bfloat16):

@@ -14,7 +14,6 @@ device returns its own slice and ``gather_logits`` composes them on the host int
 fp32 accumulation, bfloat8_b weights and logits.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,7 +24,7 @@ from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.module_config import ResolvableConfig
+from models.common.modules.module_config import DecodeBatchRows, ResolvableConfig, VocabTable
 from models.common.tensor_utils import TILE_SIZE, nearest_multiple
 
 WEIGHT_KEY = "output.weight"  # TTTv1 (Meta) name of HF lm_head.weight
@@ -36,7 +35,7 @@ BLACKHOLE_COLUMNS_PER_DEVICE = 128256 // 8
 
 
 @dataclass(frozen=True)
-class LMHeadConfig(ResolvableConfig):
+class LMHeadConfig(ResolvableConfig, DecodeBatchRows, VocabTable):
     """What LMHead1DConfig and LMHead2DConfig share; ``None`` fields are derived by the ``default_*`` methods.
     The weights are uploaded in splits: ``split_sizes[i]`` vocabulary columns per device, each with its weight
     memory config and program config."""
@@ -58,18 +57,6 @@ class LMHeadConfig(ResolvableConfig):
 
     OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"tt_ccl"})
     WEIGHT_MAPPING: ClassVar[MeshMapping] = MeshMapping.shard(-1)  # of the (dim, vocab) splits
-
-    @property
-    def vocab_size(self) -> int:
-        return self.weight.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     @property
     def vocab_pieces(self) -> int:

@@ -35,7 +35,7 @@ from models.common.modules.lazy_weight import (
     zero_padded,
 )
 from models.common.modules.lightweight_module import LightweightModule, identity
-from models.common.modules.module_config import ResolvableConfig
+from models.common.modules.module_config import DecodeBatchRows, ResolvableConfig
 from models.common.tensor_utils import TILE_SIZE, get_padded_hidden_dim, nearest_multiple
 
 WORMHOLE_PREFILL_LEN_CUTOFF = 1024  # TTTv1: "512 if Blackhole, 1024 if Wormhole" rows per prefill matmul
@@ -183,7 +183,7 @@ def swiglu_model_args(args, state_dict, weight_cache_path, layer_num: int, state
 
 
 @dataclass(frozen=True)
-class MLP1DConfig(SwiGLUConfig):
+class MLP1DConfig(SwiGLUConfig, DecodeBatchRows):
     """Everything MLP1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
 
     max_batch_size: int = pc.MAX_DECODE_BATCH
@@ -223,10 +223,6 @@ class MLP1DConfig(SwiGLUConfig):
     def hidden_per_device(self) -> int:
         padded = self.padded_hidden_dim or self.default_padded_hidden_dim()  # decode_input_core_grid before resolve()
         return padded // self.num_devices
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     # --- defaults (TTTv1) ------------------------------------------------------------------------------------
     def default_linear_dtype(self):

@@ -32,7 +32,7 @@ from models.common.modules.lazy_weight import (
     resolve_lazy_weight,
 )
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.module_config import ResolvableConfig
+from models.common.modules.module_config import DecodeBatchRows, ResolvableConfig
 from models.common.tensor_utils import TILE_SIZE
 
 DEFAULT_EPS = 1e-5  # TTTv1 RMSNorm default
@@ -52,7 +52,7 @@ TTTV1_HEAD_NORMS = ("q_norm", "k_norm")  # TTTv1 attention.py: per-head norms ov
 
 
 @dataclass(frozen=True)
-class RMSNorm1DConfig(ResolvableConfig):
+class RMSNorm1DConfig(ResolvableConfig, DecodeBatchRows):
     """Everything RMSNorm1D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices)."""
 
     weight: LazyWeight  # (dim,) as in HF ``*_layernorm.weight``
@@ -81,10 +81,6 @@ class RMSNorm1DConfig(ResolvableConfig):
     @property
     def num_devices(self) -> int:
         return self.mesh_device.get_num_devices()
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     @property
     def input_mapping(self) -> MeshMapping:

@@ -29,7 +29,7 @@ from models.common.modules import program_configs as pc
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping, load_input_device_tensor, resolve_lazy_weight
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.module_config import ResolvableConfig
+from models.common.modules.module_config import DecodeBatchRows, ResolvableConfig
 from models.common.modules.rmsnorm.rmsnorm_1d import DEFAULT_EPS, GAMMA_TILE_ROWS_DIM, norm_gamma, tttv1_norm_weight
 from models.common.tensor_utils import TILE_SIZE
 
@@ -40,7 +40,7 @@ ACCEPTED_DTYPES = (ttnn.bfloat16, ttnn.bfloat8_b)  # the residual stream's dtype
 
 
 @dataclass(frozen=True)
-class RMSNorm2DConfig(ResolvableConfig):
+class RMSNorm2DConfig(ResolvableConfig, DecodeBatchRows):
     """Everything RMSNorm2D decides; ``None`` fields are derived by the ``default_*`` methods (TTTv1's choices).
     Composes like RMSNorm1DConfig: the same names for the same decisions (a q/k norm is ``input_fractured=False``)."""
 
@@ -88,10 +88,6 @@ class RMSNorm2DConfig(ResolvableConfig):
     def slice_dim(self) -> int:
         """The width of each device's input and output."""
         return self.dim // self.splits
-
-    @property
-    def tile_padded_batch_rows(self) -> int:
-        return TILE_SIZE * math.ceil(self.max_batch_size / TILE_SIZE)
 
     def split_over_axis(self, tensor_dim: int) -> MeshMapping:
         """``tensor_dim`` split over ``cluster_axis`` and copied along the other mesh axis (a whole input:

@@ -91,6 +91,9 @@ class OpSpec:
     # (args, kwargs) -> extra keyword arguments for the golden from what only the shadow tensors know (e.g. an
     # input's padded shape); None: none
     context: Callable | None = None
+    # (args, kwargs, output dtype) -> whether the golden takes bfloat16-stored inputs (bfloat16, block floats) as
+    # stored instead of as float32 (it runs when every float input is stored so); None: always float32
+    takes_bfloat16: Callable | None = None
 
 
 def ttnn_golden(op, *, drop: tuple[str, ...] = ()) -> Callable:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import ttnn
 
-from models.common.testing.shadow.blockfloat import BLOCK, CHUNK_BLOCKS, MANTISSA_BITS, round_block_float
+from models.common.testing.shadow.blockfloat import MANTISSA_BITS, round_block_float
 
 TILE = 32  # tile edge of ttnn.TILE_LAYOUT; tiled tensors pad their last two dims to it
 BLOCK_FLOATS = tuple(MANTISSA_BITS)  # shared exponent per 16 values of a tile row
@@ -53,18 +53,32 @@ def quantize(values: torch.Tensor, dtype) -> torch.Tensor:
 
 
 def quantize_shards(shards: list[torch.Tensor], dtype) -> list[torch.Tensor]:
-    """:func:`quantize` of every device's values; a tensor several devices share is rounded once and stays shared.
-    Block-float shards of one shape that fit one rounding pass together are rounded stacked; larger ones one by one
-    (stacking copies them, which costs more than the calls it saves)."""
-    unique = list({id(s): s for s in shards}.values())
-    small = sum(s.numel() for s in unique) <= CHUNK_BLOCKS * BLOCK
-    if dtype in BLOCK_FLOATS and small and len({tuple(s.shape) for s in unique}) == 1:
-        stacked = round_block_float(torch.stack([s.float() for s in unique]), dtype, out_dtype=storage_dtype(dtype))
-        rounded = stacked.unbind(0)
-    else:
-        rounded = [quantize(s, dtype) for s in unique]
-    by_id = {id(s): r for s, r in zip(unique, rounded, strict=True)}
+    """:func:`quantize` of every device's values; a tensor several devices share is rounded once and stays shared."""
+    unique = {id(s): s for s in shards}
+    by_id = {key: quantize(s, dtype) for key, s in unique.items()}
     return [by_id[id(s)] for s in shards]
+
+
+def written_shards(old: list[torch.Tensor], new: list[torch.Tensor], dtype) -> list[torch.Tensor]:
+    """New values of a tensor an op wrote into (a KV cache), stored like :func:`quantize_shards` but, for block
+    floats, only rows the op changed are rounded: the rest keep their stored values, as the device leaves them
+    (a block never spans rows; rounding a whole cache per written token was most of a decode test's host time)."""
+    by_ids = {}
+    for before, after in zip(old, new, strict=True):
+        key = (id(before), id(after))
+        if key not in by_ids:
+            by_ids[key] = _written(before, after, dtype)
+    return [by_ids[(id(before), id(after))] for before, after in zip(old, new, strict=True)]
+
+
+def _written(before: torch.Tensor, after: torch.Tensor, dtype) -> torch.Tensor:
+    if dtype not in BLOCK_FLOATS or before.shape != after.shape or not after.is_floating_point():
+        return quantize(after, dtype)
+    width = after.shape[-1]
+    after_rows, stored = after.reshape(-1, width), before.reshape(-1, width).clone()
+    changed = (after_rows != stored).any(dim=1).nonzero().squeeze(1)  # compared as float32: exact
+    stored[changed] = round_block_float(after_rows[changed], dtype, out_dtype=storage_dtype(dtype))
+    return stored.reshape(after.shape)
 
 
 def stored_shards(shards: list[torch.Tensor], dtype) -> list[torch.Tensor]:

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Block-float rounding in torch equals ttnn's host packing (the round trip through a bfloat8_b / bfloat4_b host
-tensor) bit for bit, also stored as bfloat16: random data, wide and tiny magnitudes, ties, edge values, shapes that
-need tile padding."""
+"""Block-float rounding (ttnn's packing of the values with leading dims folded into rows) equals ttnn's host packing
+of the tensor as shaped (the round trip through a bfloat8_b / bfloat4_b host tensor) bit for bit, also stored as
+bfloat16: random data, wide and tiny magnitudes, ties, edge values, shapes that need tile padding."""
 
 import pytest
 import torch
 import ttnn
 
-from models.common.testing.shadow.blockfloat import MANTISSA_BITS, SIGNIFICAND_BITS, round_block_float
+from models.common.testing.shadow.blockfloat import MANTISSA_BITS, round_block_float
+
+SIGNIFICAND_BITS = 24  # float32's significand, its hidden bit included
 
 DTYPES = [pytest.param(dtype, id=str(dtype).split(".")[-1].lower()) for dtype in MANTISSA_BITS]
 SHAPES = [(32, 32), (1, 1, 64, 128), (3, 5), (2, 33, 47), (1, 17), (40, 16), (5, 1), (2, 3, 40, 200), (7, 1000)]

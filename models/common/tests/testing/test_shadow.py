@@ -2,6 +2,8 @@
 """Shadow execution: each shadowed op against ttnn's golden / a torch reference, on 1x1 and multi-device meshes;
 storage rounding; broken dataflows fail their PCC check; unknown ops and shape drift fail loudly."""
 
+import os
+
 import pytest
 import torch
 import ttnn
@@ -134,6 +136,30 @@ def test_block_float_round_trip(ttnn_mesh_device, dtype, tmp_path):
             )
             assert torch.equal(_concat(mesh, weight.get_device_weight()), stored)
         assert list(tmp_path.glob("w.*.tensorbin"))
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
+def test_loaded_file_values_are_read_once_while_unchanged(ttnn_mesh_device, tmp_path):
+    """A file loaded and uploaded again gives the values read the first time (the same tensors); a file replaced
+    (written aside and renamed into place, as LazyWeight's cache writes do) is read anew."""
+    mesh, path = ttnn_mesh_device, str(tmp_path / "w.tensorbin")
+
+    def upload(x):
+        host = ttnn.from_torch(
+            x, dtype=ttnn.bfloat8_b, layout=ttnn.TILE_LAYOUT, mesh_mapper=ttnn.ShardTensorToMesh(mesh, dim=-1)
+        )
+        aside = str(tmp_path / "aside.tensorbin")
+        ttnn.dump_tensor(aside, host)
+        os.replace(aside, path)
+        return ttnn.to_torch(host, mesh_composer=ttnn.ConcatMeshToTensor(mesh, dim=-1)).float()
+
+    with shadow_execution():
+        stored = upload(torch.randn(1, 1, 64, 128))
+        first, second = (ttnn.to_device(ttnn.load_tensor(path), mesh) for _ in range(2))
+        assert all(a is b for a, b in zip(first.golden.shards, second.golden.shards, strict=True))
+        assert torch.equal(_concat(mesh, second), stored)
+        stored = upload(torch.randn(1, 1, 64, 128))
+        assert torch.equal(_concat(mesh, ttnn.to_device(ttnn.load_tensor(path), mesh)), stored)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
@@ -307,13 +333,15 @@ def test_attention_prefill_ops(ttnn_mesh_device):
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 2)], ids=["1x1", "1x2"], indirect=True)
 @pytest.mark.parametrize("batch", [BATCH, 8, 1], ids=lambda b: f"batch{b}")
-def test_attention_decode_ops(ttnn_mesh_device, batch):
+@pytest.mark.parametrize("cache_dtype", [ttnn.bfloat16, ttnn.bfloat8_b], ids=["bf16", "bfp8"])
+def test_attention_decode_ops(ttnn_mesh_device, batch, cache_dtype):
     """Decode with ``batch`` users, as TTTv1 runs it: the users' rows of a tile of rows (reshape with a padded
-    shape), heads split per user, cache update, SDPA decode, heads merged back into a whole tile of rows."""
+    shape), heads split per user, cache update, SDPA decode, heads merged back into a whole tile of rows. A
+    bfloat8_b cache holds, after the update, what ttnn's packing of the updated values stores."""
     mesh = ttnn_mesh_device
     xqkv = torch.randn(1, 1, BATCH, (HQ + 2 * HKV) * HEAD_DIM).bfloat16().float()
     positions = torch.randint(0, SEQ, (batch,), dtype=torch.int32)
-    k_cache = torch.randn(batch, HKV, SEQ, HEAD_DIM).bfloat16().float()
+    k_cache = _stored(torch.randn(batch, HKV, SEQ, HEAD_DIM), cache_dtype)
     with shadow_execution():
         users = ttnn.reshape(_put(mesh, xqkv), (1, 1, batch, xqkv.shape[-1]), (1, 1, BATCH, xqkv.shape[-1]))
         q, k, _ = ttnn.experimental.nlp_create_qkv_heads_decode(
@@ -324,11 +352,12 @@ def test_attention_decode_ops(ttnn_mesh_device, batch):
             for t in xqkv[0, 0, :batch].split([HQ * HEAD_DIM, HKV * HEAD_DIM, HKV * HEAD_DIM], -1)
         )
         assert torch.equal(_per_device(mesh, q)[0], q_ref)
-        cache = _put(mesh, k_cache)
+        cache = _put(mesh, k_cache, cache_dtype)
         cur_pos = _put(mesh, positions, ttnn.int32, layout=ttnn.ROW_MAJOR_LAYOUT)
         ttnn.experimental.paged_update_cache(cache, k, update_idxs_tensor=cur_pos)
         expected_cache = k_cache.clone()
         expected_cache[torch.arange(batch), :, positions.long()] = k_ref[0]
+        expected_cache = _stored(expected_cache, cache_dtype)
         assert torch.equal(_per_device(mesh, cache)[-1], expected_cache)
         out = ttnn.transformer.scaled_dot_product_attention_decode(
             ttnn.to_memory_config(q, ttnn.DRAM_MEMORY_CONFIG), cache, cache, cur_pos_tensor=cur_pos
@@ -343,6 +372,52 @@ def test_attention_decode_ops(ttnn_mesh_device, batch):
         merged = _per_device(mesh, merged)[-1]
         assert merged.shape == (1, 1, BATCH, HQ * HEAD_DIM)  # a whole tile of rows, the users' first
         _assert_close(expected.reshape(1, 1, batch, -1), merged[:, :, :batch], 0.999)
+
+
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_bfloat16_matmul_golden_is_float32_rounded_once(ttnn_mesh_device):
+    """A bfloat16-output matmul of bfloat16 / bfloat8_b inputs (a bfloat16 GEMM where the CPU has bfloat16 dot
+    products) is within half a bfloat16 ulp plus float32's summation error bound (K * 2 ** -24 * sum |a b|) of the
+    exact product: float32 accumulation, one rounding. A bias keeps the float32 golden."""
+    from models.common.testing.shadow import ops
+
+    rows, k, n = 64, 4096, 256
+    generator = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 1, rows, k, generator=generator), torch.randn(1, 1, k, n, generator=generator)
+    bias = torch.randn(1, 1, 1, n, generator=generator)
+    with shadow_execution():
+        tx, tw = _put(ttnn_mesh_device, x), _put(ttnn_mesh_device, w, ttnn.bfloat8_b)
+        out = _per_device(ttnn_mesh_device, ttnn.matmul(tx, tw))[0].double()
+        xs, ws = (_per_device(ttnn_mesh_device, t)[0].double() for t in (tx, tw))
+    exact = xs @ ws
+    half_ulp = torch.exp2(torch.floor(torch.log2(exact.abs().clamp_min(2.0**-126))) - 8)
+    summation = k * 2.0**-24 * (xs.abs() @ ws.abs())
+    assert bool(((out - exact).abs() <= half_ulp + summation).all())
+    assert ops.matmul_in_bfloat16((), {}, ttnn.bfloat16) == ops.BFLOAT16_DOT_PRODUCTS
+    assert not ops.matmul_in_bfloat16((), {"bias": bias}, ttnn.bfloat16)
+    assert not ops.matmul_in_bfloat16((), {}, ttnn.bfloat8_b)
+
+
+def test_paged_sdpa_decode_golden_is_ttnns():
+    """The shadow's one-gather paged SDPA decode golden returns ttnn's own golden's values exactly."""
+    from models.common.testing.shadow import attention
+
+    blocks_per_user, block_size = 3, 32
+    generator = torch.Generator().manual_seed(0)
+    q = torch.randn(1, BATCH, HQ, HEAD_DIM, generator=generator)
+    k, v = (torch.randn(BATCH * blocks_per_user, HKV, block_size, HEAD_DIM, generator=generator) for _ in range(2))
+    table = torch.randperm(BATCH * blocks_per_user, generator=generator).reshape(BATCH, -1).to(torch.int32)
+    positions = torch.randint(0, blocks_per_user * block_size, (BATCH,), generator=generator, dtype=torch.int32)
+    kwargs = dict(page_table_tensor=table, cur_pos_tensor=positions, scale=0.125)
+    expected = ttnn.get_golden_function(ttnn.transformer.paged_scaled_dot_product_attention_decode)(q, k, v, **kwargs)
+    assert torch.equal(attention.paged_sdpa_decode(q, k, v, **kwargs), expected)
+    with pytest.raises(ShadowError, match="outside"):
+        attention.paged_sdpa_decode(q, k, v, **{**kwargs, "page_table_tensor": table + 1})
+
+
+def _stored(x, dtype):
+    """``x`` as a host tensor of ``dtype`` stores it (ttnn's own packing)."""
+    return ttnn.to_torch(ttnn.from_torch(x, dtype=dtype, layout=ttnn.TILE_LAYOUT)).float()
 
 
 def _user_grid(users: int, first: int = 0) -> ttnn.CoreRangeSet:

@@ -174,8 +174,11 @@ def check_prefill(
     chunk at 128 tokens, as chunks are whole multiples of 128).
     Unless ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
     dim, compare = MODELS[model][1]["hidden_size"], reference_check.compares(affordable)
-    config, layer, rotary = hf_layer(model, meta=not compare)
-    x = torch.randn(1, seq_len, dim) if compare else torch.empty(1, seq_len, dim, device="meta")
+    if compare:
+        config, layer, x, expected = prefill_reference(model, seq_len)
+    else:
+        config, layer, _ = hf_layer(model, meta=True)
+        x = torch.empty(1, seq_len, dim, device="meta")
     with reference_check.running(compare):
         paged = variant != STANDARD
         attention, rope = build(attention_cls, mesh, config, layer, 1, seq_len, paged, unit_offset, **overrides)
@@ -204,8 +207,31 @@ def check_prefill(
             assert tuple(out.shape) == (1, 1, seq_len, dim // tuple(mesh.shape)[1])
             outs = [to_host(out, mesh) if compare else None]
     if compare:
-        expected = reference(layer, rotary, [x], DynamicCache(config=config))
         reference_check(expected[None], torch.cat(outs, dim=2), min_pcc=0.99)
+
+
+PREFILL_SEED = 0
+_LAYERS = {}  # model -> (config, HF layer, rotary embedding), one model at a time
+_PREFILL_REFERENCES = {}  # (model, seq_len) -> (input, HF output), one at a time
+
+
+def shared_layer(model: str):
+    """``hf_layer(model)``, built once while the model's cases run (its weights are seeded; nothing writes them)."""
+    if model not in _LAYERS:
+        _LAYERS.clear()
+        _LAYERS[model] = hf_layer(model)
+    return _LAYERS[model]
+
+
+def prefill_reference(model: str, seq_len: int):
+    """The HF layer (config, layer), a seeded input of ``seq_len`` tokens and the layer's output on it: the same for
+    a model's variants (standard, paged, paged-chunked), so computed once while they run (cases run in row order)."""
+    config, layer, rotary = shared_layer(model)
+    if (model, seq_len) not in _PREFILL_REFERENCES:
+        _PREFILL_REFERENCES.clear()
+        x = torch.randn(1, seq_len, config.hidden_size, generator=torch.Generator().manual_seed(PREFILL_SEED))
+        _PREFILL_REFERENCES[model, seq_len] = x, reference(layer, rotary, [x], DynamicCache(config=config))
+    return config, layer, *_PREFILL_REFERENCES[model, seq_len]
 
 
 def check_decode(
@@ -225,7 +251,7 @@ def check_decode(
     ``affordable``, the mock tier runs it dispatched only (no numbers, ``reference_check.running``)."""
     lengths = [prompt_len * (i + 1) for i in range(len(DECODE_USER_IDS))]
     dim, compare = MODELS[model][1]["hidden_size"], reference_check.compares(affordable)
-    config, layer, rotary = hf_layer(model, meta=not compare)
+    config, layer, rotary = shared_layer(model) if compare else hf_layer(model, meta=True)
     device = "cpu" if compare else "meta"
     max_seq_len = max(lengths) + prompt_len  # room for the decode steps, whole blocks
     caches = [DynamicCache(config=config) for _ in DECODE_USER_IDS]

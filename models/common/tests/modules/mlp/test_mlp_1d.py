@@ -200,7 +200,10 @@ def test_from_model_args_rejects_galaxy_before_touching_the_mesh():
 # CI runs on N150/N300/T3K and on Galaxy data-parallel (copies of 1x1/1x8 meshes), deduped from its perf sweep.
 # "uniform": bfloat8_b w1/w2/w3, PCC 0.99; "mixed": bfloat4_b w1/w3 with bfloat8_b w2, PCC 0.98. Per model:
 # {mesh: {scheme: {"fast": lengths, "slow": lengths}}} as upstream marks them; a length is a prefill seq_len or
-# DECODE (32 batch rows). Every case runs in CI; numbers.shadow_affordable picks which compute numbers there.
+# DECODE (32 batch rows). Every case runs in CI; numbers.shadow_affordable picks which compute numbers there (its
+# default rule: 102 of the 147 cases). Measured on the shared 2-core machine at load ~8 (other jobs running): the 28
+# 1x1 cases 109 s wall; the 68 1x8 cases (32 compared) 197 s wall, a Llama-3.1-8B case 8-16 s, 15-22 s at
+# 2048 tokens. A model's weights convert once (mlp_weight_cache; the shadow reads a file back once).
 DECODE = "decode"
 DECODE_ROWS = 32  # decode runs one tile of batch rows
 SCHEMES = {"uniform": (ttnn.bfloat8_b, ttnn.bfloat8_b, 0.99), "mixed": (ttnn.bfloat4_b, ttnn.bfloat8_b, 0.98)}
@@ -265,10 +268,6 @@ SAME_MLP_AS_SHIPPED = {
 }
 NOT_SHIPPED = {"DeepSeek-R1-Distill-Qwen-14B"}
 MLP_SEED = 1234
-# Numbers through the shadow in CI: decode and prefill up to this many tokens, for models up to 8B dims (measured on
-# the shared 2-core machine: a Llama-3.1-8B MLP case costs ~8 s at 32-128 rows and ~45 s at 1024, so the 102 cases up
-# to 2048 tokens would take ~30 min alone). Longer prefills run dispatched only; --full-sweep computes them.
-MLP_SHADOW_MAX_LEN = 128
 
 
 def _mlp_dims(model):
@@ -303,6 +302,8 @@ def _collected_cases():
 
 
 _HF_MLPS = {}  # weights key -> (HF MLP, TT weights); one at a time (cases run grouped by mesh and model)
+# (weights key, rows) -> the HF MLP's output on the seeded input: both schemes of a length compare against it
+_HF_OUTPUTS = {}
 
 
 def _hf_mlp(model, mesh):
@@ -319,6 +320,7 @@ def _hf_mlp(model, mesh):
     key = f"{'fused' if fused else 'split'}.{config.hidden_size}x{config.intermediate_size}.seed{MLP_SEED}"
     if key not in _HF_MLPS:
         _HF_MLPS.clear()
+        _HF_OUTPUTS.clear()
         mlp = reference.meta_model(config).model.layers[0].mlp.to(torch.bfloat16).to_empty(device="cpu").eval()
         generator = torch.Generator().manual_seed(MLP_SEED)
         names = ("gate_up_proj", "down_proj") if fused else ("gate_proj", "up_proj", "down_proj")
@@ -353,7 +355,7 @@ def test_mlp_1d_vs_reference(ttnn_mesh_device, model, scheme, mode, seq_len, mlp
     mesh = ttnn_mesh_device
     w1_w3_dtype, w2_dtype, min_pcc = SCHEMES[scheme]
     dim = _mlp_dims(model)[0]
-    affordable = numerics.shadow_affordable(dim=dim, mode=mode, seq_len=seq_len, max_prefill_len=MLP_SHADOW_MAX_LEN)
+    affordable = numerics.shadow_affordable(dim=dim, mode=mode, seq_len=seq_len)
     compare = reference_check.compares(affordable)
     dtypes = dict(w1_w3_dtype=w1_w3_dtype, w2_dtype=w2_dtype)
     meta_x = torch.empty(1, 1, seq_len, dim, device="meta")
@@ -382,6 +384,7 @@ def test_mlp_1d_vs_reference(ttnn_mesh_device, model, scheme, mode, seq_len, mlp
         second.forward(LazyWeight(meta_x), mode, seq_len)
     assert mesh.num_program_cache_entries() == entries, "from_config's build must reuse __init__'s programs"
     if compare:
-        with torch.no_grad():
-            expected = hf_mlp(x).float()
-        reference_check(expected, host_out, min_pcc=min_pcc)
+        if (weights_key, seq_len) not in _HF_OUTPUTS:
+            with torch.no_grad():
+                _HF_OUTPUTS[weights_key, seq_len] = hf_mlp(x).float()
+        reference_check(_HF_OUTPUTS[weights_key, seq_len], host_out, min_pcc=min_pcc)
