@@ -52,13 +52,15 @@ UPSTREAM_CASES = {
 
 
 def _collected_cases():
+    """(mesh, case): the case's values in one tuple, so that the module-scoped parametrization groups the cases by mesh
+    alone (pytest orders module-scoped params to share equal values) and keeps their listed order."""
     params = []
     for model, (dims, weight_dtype, meshes, lengths) in UPSTREAM_CASES.items():
         for mesh in meshes:
             for length in lengths:
                 mode, seq_len = (DECODE, DECODE_ROWS) if length == DECODE else ("prefill", length)
                 case_id = f"{mesh[0]}x{mesh[1]}-{mode}-{seq_len}-{model}"
-                params.append(pytest.param(mesh, dims, weight_dtype, mode, seq_len, id=case_id))
+                params.append(pytest.param(mesh, (dims, weight_dtype, mode, seq_len), id=case_id))
     return params
 
 
@@ -70,18 +72,17 @@ def test_upstream_mlps_are_shipped_configs():
         assert (config.hidden_size, config.intermediate_size) == dims, model
 
 
-_built: dict = {}  # (dims, weight dtype) -> (mesh, MLP2D, host weights): one model at a time
+_BUILT: dict = {}  # (dims, weight dtype) -> (mesh, MLP2D, host weights): one model at a time
 
 
 def _mlp_for(mesh, dims, weight_dtype):
-    """One MLP2D (and its host weights) per mesh and model, shared by that mesh's cases of the model."""
-    built = _built.get((dims, weight_dtype))
+    """One MLP2D of seeded weights per mesh and model, shared by that mesh's cases of the model."""
+    built = _BUILT.get((dims, weight_dtype))
     if built is None or built[0] is not mesh:
-        _built.clear()
+        _BUILT.clear()
         weights = _weights(*dims)
-        dtypes = dict(w1_w3_dtype=weight_dtype, w2_dtype=weight_dtype)
-        mlp = MLP2D(*(LazyWeight(w) for w in weights), mesh_device=mesh, **dtypes)
-        built = _built[(dims, weight_dtype)] = mesh, mlp, weights
+        mlp = MLP2D(*map(LazyWeight, weights), mesh_device=mesh, w1_w3_dtype=weight_dtype, w2_dtype=weight_dtype)
+        built = _BUILT[(dims, weight_dtype)] = mesh, mlp, weights
     return built[1:]
 
 
@@ -90,23 +91,21 @@ def _reference(x, w1, w2, w3):
     return (torch.nn.functional.silu(x @ w1) * (x @ w3)) @ w2
 
 
-@pytest.mark.parametrize(
-    "ttnn_mesh_device, dims, weight_dtype, mode, seq_len", _collected_cases(), indirect=["ttnn_mesh_device"]
-)
-def test_mlp_2d_vs_reference(ttnn_mesh_device, dims, weight_dtype, mode, seq_len, reference_check):
+# scope="module": a mesh stays open over its cases (pytest reopens an indirect fixture per param set otherwise)
+@pytest.mark.parametrize("ttnn_mesh_device, case", _collected_cases(), indirect=["ttnn_mesh_device"], scope="module")
+def test_mlp_2d_vs_reference(ttnn_mesh_device, case, reference_check):
     """Upstream's collected cases against the HF MLP; every device's output shape, the second call hits the program
     cache. Cases whose host golden is too costly for CI run dispatched only (meta weights, every op validated)."""
-    mesh = ttnn_mesh_device
+    mesh, (dims, weight_dtype, mode, seq_len) = ttnn_mesh_device, case
     rows, cols = tuple(mesh.shape)
     dim, hidden = dims
     compare = reference_check.compares(numerics.shadow_affordable(dim=dim, mode=mode, seq_len=seq_len))
     x = torch.randn(1, 1, seq_len, dim) if compare else torch.empty(1, 1, seq_len, dim, device="meta")
     with reference_check.running(compare):
         if compare:
-            mlp, (w1, w2, w3) = _mlp_for(mesh, dims, weight_dtype)
+            mlp, weights = _mlp_for(mesh, dims, weight_dtype)
         else:
-            shapes = ((dim, hidden), (hidden, dim), (dim, hidden))
-            meta = (LazyWeight(torch.empty(shape, device="meta")) for shape in shapes)
+            meta = (LazyWeight(torch.empty(s, device="meta")) for s in ((dim, hidden), (hidden, dim), (dim, hidden)))
             mlp = MLP2D(*meta, mesh_device=mesh, w1_w3_dtype=weight_dtype, w2_dtype=weight_dtype)
         cfg = mlp.config
         assert (cfg.w1_w3_dtype, cfg.w2_dtype) == (weight_dtype, weight_dtype)
@@ -121,7 +120,7 @@ def test_mlp_2d_vs_reference(ttnn_mesh_device, dims, weight_dtype, mode, seq_len
             composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=(rows, cols), dims=(0, -1))
             per_row = ttnn.to_torch(out, mesh_composer=composer).float()  # every mesh row holds the whole output
     if compare:
-        reference_check(_reference(x, w1, w2, w3), per_row[:1], min_pcc=MIN_PCC)
+        reference_check(_reference(x, *weights), per_row[:1], min_pcc=MIN_PCC)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
