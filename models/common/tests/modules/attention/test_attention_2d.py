@@ -15,6 +15,7 @@ from models.common.testing import numerics
 from models.common.tests.modules.attention.hf_reference import (
     CHUNKED,
     DECODE_BATCH,
+    MODELS,
     PAGED,
     STANDARD,
     build,
@@ -81,19 +82,39 @@ def test_galaxy_rejects_heads_that_do_not_split_over_rows():
 
 
 MESHES_2D = [(8, 4), (4, 8)]
-# Cases marked DISPATCHED_IN_CI run dispatched only on the mock tier unless --full-sweep: measured on the shared 2-core
-# machine, host goldens of this size took 30-170 s each (long prompts, 70B-class and Qwen3-32B decode).
-CASES = [
-    pytest.param((8, 4), "Llama-3.3-70B", "prefill", 128, STANDARD),
-    pytest.param((8, 4), "Llama-3.1-8B", "decode", 128, STANDARD),
-    pytest.param((4, 8), "Qwen3-32B", "prefill", 256, CHUNKED),
-    pytest.param((4, 8), "Llama-3.2-1B", "decode", 128, STANDARD),  # 4 users per column, 2 KV heads per device
-    pytest.param((4, 8), "Llama-3.1-8B", "decode", 128, PAGED, marks=numerics.DISPATCHED_IN_CI),
-    pytest.param((8, 4), "Llama-3.3-70B", "decode", 128, STANDARD, marks=numerics.DISPATCHED_IN_CI),
-    pytest.param((8, 4), "Llama-3.3-70B", "prefill", 2048, PAGED, marks=numerics.DISPATCHED_IN_CI),
-    pytest.param((8, 4), "Qwen3-32B", "decode", 128, PAGED, marks=numerics.DISPATCHED_IN_CI),
-    pytest.param((4, 8), "Llama-3.3-70B", "prefill", 4096, CHUNKED, marks=numerics.DISPATCHED_IN_CI),
+# --- Collected cases: upstream's Attention2D lists, then ours -------------------------------------------------------
+# Upstream tt-metal models/common/tests/modules/attention/test_attention_2d.py (commit 9816a6a),
+# test_attention_2d_vs_reference: Llama-3.1-8B (dim 4096, 32 / 8 heads, head_dim 128), bfloat8_b weights, batch 32,
+# max_seq_len 2048: prefill 512 rows of one user; decode of the 32 users after a 128-token prefill. Upstream runs
+# only 8x4 prefill (it skips 4x8, "sharding mismatch", and decode, "SDPA collapses ...") and asserts shapes and finite
+# values; Attention2D runs all four against the HF layer.
+# Upstream .../attention/test_attention_2d_wh_galaxy.py (commit 5595e56): on 8x4, "llama-70b" (8192, 64 / 8 heads)
+# and "qwen3-32b" (5120, 8 KV heads, q/k norms, eps 1e-6), batch 32, max_seq_len 2048: decode at positions 127 and
+# 128, then prefill 128 and 2048 of one user, PCC 0.99. Here Llama-3.3-70B and Qwen3-32B from their configs
+# (hf_reference.MODELS; Qwen3-32B has 64 query heads where upstream's spec says 40). Decode prefills its users with
+# whole multiples of 128 tokens, so it decodes at position 128 (and on), not 127.
+DECODE_PROMPT = 128
+UPSTREAM_CASES = [
+    *[
+        (mesh, "Llama-3.1-8B", mode, length)
+        for mesh in MESHES_2D
+        for mode, length in (("prefill", 512), ("decode", 128))
+    ],
+    *[
+        ((8, 4), model, mode, length)
+        for model in ("Llama-3.3-70B", "Qwen3-32B")
+        for mode, length in (("decode", DECODE_PROMPT), ("prefill", 128), ("prefill", 2048))
+    ],
 ]
+# Ours: the paged and paged-chunked variants upstream's 2D lists lack. The DISPATCHED_IN_CI mark is kept from the
+# earlier list (there, host goldens of this size measured 30-170 s each on the shared 2-core machine).
+OUR_CASES = [
+    pytest.param((4, 8), "Llama-3.1-8B", "prefill", 256, CHUNKED),
+    pytest.param((4, 8), "Llama-3.1-8B", "decode", 128, PAGED, marks=numerics.DISPATCHED_IN_CI),
+    pytest.param((8, 4), "Llama-3.3-70B", "prefill", 2048, PAGED),
+    pytest.param((4, 8), "Llama-3.3-70B", "prefill", 4096, CHUNKED),
+]
+CASES = [pytest.param(*case, STANDARD) for case in UPSTREAM_CASES] + OUR_CASES
 
 
 def _case_id(case):
@@ -115,8 +136,12 @@ def _to_host(tensor, mesh):
     indirect=["ttnn_mesh_device"],
 )
 def test_attention_2d_vs_reference(ttnn_mesh_device, model, mode, length, variant, reference_check, request):
+    """Numbers through the shadow where numerics.shadow_affordable says so (and the case is not marked
+    DISPATCHED_IN_CI), dispatched only otherwise."""
+    dim = MODELS[model][1]["hidden_size"]
+    affordable = numerics.shadow_affordable(dim=dim, mode=mode, seq_len=length) and numerics.unmarked(request)
     check = check_prefill if mode == "prefill" else check_decode
-    check(Attention2D, ttnn_mesh_device, model, length, variant, _to_host, reference_check, numerics.unmarked(request))
+    check(Attention2D, ttnn_mesh_device, model, length, variant, _to_host, reference_check, affordable)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)

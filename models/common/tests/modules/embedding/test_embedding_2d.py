@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Embedding2D: TTTv1's Galaxy defaults by hand, forwards on 8x4 and 4x8 against nn.Embedding, 1D meshes refused."""
+"""Embedding2D: TTTv1's Galaxy defaults by hand, upstream's Galaxy cases and ours on 8x4 and 4x8 against nn.Embedding,
+1D meshes refused."""
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import ttnn
 
 from models.common.modules.embedding.embedding_2d import Embedding2D, Embedding2DConfig
 from models.common.modules.lazy_weight import LazyWeight
+from models.common.testing import numerics
 from models.common.tests.modules.embedding.cases import EMBEDDING_2D_CASES
 from models.tt_transformers.tt.host_mesh import HostMesh
 
@@ -24,26 +26,30 @@ def test_defaults_by_hand():
     assert cfg.MESH_MAPPING.shard_dims == (None, -1)
 
 
-@pytest.mark.parametrize(
-    "ttnn_mesh_device, mode, tokens, vocab, dim", EMBEDDING_2D_CASES, indirect=["ttnn_mesh_device"]
-)
-def test_embedding_2d_vs_reference(ttnn_mesh_device, vocab, dim, mode, tokens, reference_check):
-    """Every device's slice: device (r, c) holds columns [c·dim/cols, (c+1)·dim/cols) of every embedding."""
-    mesh = ttnn_mesh_device
-    cols = tuple(mesh.shape)[1]
-    table = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(1)).bfloat16()
-    embedding = Embedding2D(LazyWeight(table), mesh_device=mesh)
+# scope="module": a mesh stays open over its cases (pytest reopens an indirect fixture per param set otherwise)
+@pytest.mark.parametrize("ttnn_mesh_device, case", EMBEDDING_2D_CASES, indirect=["ttnn_mesh_device"], scope="module")
+def test_embedding_2d_vs_reference(ttnn_mesh_device, case, reference_check):
+    """Device (r, c) holds columns [c·dim/cols, (c+1)·dim/cols) of every embedding: mesh row 0's devices make the
+    whole output. Cases whose host golden is too costly for CI run dispatched only (a meta table)."""
+    mesh, (mode, tokens, vocab, dim) = ttnn_mesh_device, case
+    rows, cols = tuple(mesh.shape)
+    compare = reference_check.compares(numerics.shadow_affordable(dim=dim, mode=mode, seq_len=tokens))
     ids = torch.randint(vocab, (1, tokens), generator=torch.Generator().manual_seed(0))
     ids[0, 0], ids[0, -1] = 0, vocab - 1
-    out = (embedding.decode_forward if mode == "decode" else embedding.prefill_forward)(LazyWeight(ids))
-    assert out.memory_config() == (ttnn.L1_MEMORY_CONFIG if mode == "decode" else ttnn.DRAM_MEMORY_CONFIG)
-    reference = torch.nn.Embedding.from_pretrained(table.float())(ids)[None]
-    width = dim // cols
-    for index, tensor in enumerate(ttnn.get_device_tensors(out)):
-        column = index % cols  # device tensors in row-major mesh order
-        assert tuple(tensor.shape) == (1, 1, tokens, width)
-        expected = reference[..., column * width : (column + 1) * width]
-        reference_check(expected, ttnn.to_torch(tensor).float(), min_pcc=MIN_PCC)
+    with reference_check.running(compare):
+        if compare:
+            table = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(1)).bfloat16()
+        else:
+            table = torch.empty(vocab, dim, device="meta")
+        embedding = Embedding2D(LazyWeight(table), mesh_device=mesh)
+        out = (embedding.decode_forward if mode == "decode" else embedding.prefill_forward)(LazyWeight(ids))
+        assert out.memory_config() == (ttnn.L1_MEMORY_CONFIG if mode == "decode" else ttnn.DRAM_MEMORY_CONFIG)
+        assert [tuple(t.shape) for t in ttnn.get_device_tensors(out)] == [(1, 1, tokens, dim // cols)] * (rows * cols)
+        if compare:
+            composer = ttnn.ConcatMesh2dToTensor(mesh, mesh_shape=(rows, cols), dims=(0, -1))
+            host = ttnn.to_torch(out, mesh_composer=composer).float()
+    if compare:
+        reference_check(table[ids].float()[None], host[:1], min_pcc=MIN_PCC)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(8, 4)], ids=["8x4"], indirect=True)

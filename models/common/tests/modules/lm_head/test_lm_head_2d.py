@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""LMHead2D: TTTv1's Galaxy configs by hand, final norm + LM head on 8x4 and 4x8 against HF's, 1D meshes refused."""
+"""LMHead2D: TTTv1's Galaxy configs by hand, upstream's Galaxy case and ours (final norm + LM head) on 8x4 and 4x8
+against HF's, 1D meshes refused."""
+
+from functools import partial
 
 import pytest
 import torch
@@ -7,6 +10,7 @@ import ttnn
 
 from models.common.modules.lazy_weight import LazyWeight
 from models.common.modules.lm_head.lm_head_2d import LMHead2D, LMHead2DConfig
+from models.common.testing import numerics
 from models.common.tests.modules.lm_head.cases import LM_HEAD_2D_CASES
 from models.common.tests.modules.lm_head.test_lm_head_1d import MIN_PCC, _reference, _weights
 from models.tt_transformers.tt.host_mesh import HostMesh
@@ -47,24 +51,31 @@ def test_vocab_larger_than_tttv1_padding_is_refused():
         LMHead2D(LazyWeight(torch.empty(152064, 3584, device="meta")), mesh_device=HostMesh.for_shape((8, 4)), tt_ccl=1)
 
 
-@pytest.mark.parametrize(
-    "ttnn_mesh_device, mode, dim, vocab, splits, eps", LM_HEAD_2D_CASES, indirect=["ttnn_mesh_device"]
-)
-def test_lm_head_2d_vs_reference(ttnn_mesh_device, mode, dim, vocab, splits, eps, reference_check):
+@pytest.mark.parametrize("ttnn_mesh_device, case", LM_HEAD_2D_CASES, indirect=["ttnn_mesh_device"], scope="module")
+def test_lm_head_2d_vs_reference(ttnn_mesh_device, case, reference_check):
     """The normed hidden state (HF LlamaRMSNorm, each mesh column its slice of dim) → LMHead2D against HF's final norm
-    + lm_head, with TTTv1's split of the collected case; every mesh row's vocabulary slice is read (gather_logits)."""
-    mesh = ttnn_mesh_device
-    norm_weight, head_weight = _weights(vocab, dim)
-    head = LMHead2D(LazyWeight(head_weight), mesh_device=mesh)
-    assert head.config.split_sizes == splits
+    + lm_head, with TTTv1's Galaxy split; every mesh row's vocabulary slice is read (gather_logits). Cases whose host
+    golden is too costly for CI run dispatched only (meta weights)."""
+    mesh, (mode, dim, vocab, splits, eps) = ttnn_mesh_device, case
     rows, last = (32, 31) if mode == "decode" else (64, 40)
-    x = torch.randn(1, 1, rows, dim, generator=torch.Generator().manual_seed(3))
-    normed = LazyWeight(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * norm_weight)
-    logits = head.decode_forward(normed) if mode == "decode" else head.prefill_forward(normed, last_token=last)
-    per_device = head.config.vocab_per_device
-    assert {tuple(t.shape) for t in ttnn.get_device_tensors(logits)} == {(1, 1, 32, per_device)}
-    tile = last // 32 * 32
-    reference_check(_reference(vocab, dim, x, eps)[0, 0, tile : tile + 32], head.gather_logits(logits), min_pcc=MIN_PCC)
+    compare = reference_check.compares(numerics.shadow_affordable(dim=dim, mode="decode", seq_len=32))
+    if compare:
+        norm_weight, head_weight = _weights(vocab, dim)
+        x = torch.randn(1, 1, rows, dim, generator=torch.Generator().manual_seed(3))
+        normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * norm_weight
+    else:
+        head_weight, normed = torch.empty(vocab, dim, device="meta"), torch.empty(1, 1, rows, dim, device="meta")
+    with reference_check.running(compare):
+        head = LMHead2D(LazyWeight(head_weight), mesh_device=mesh)
+        assert head.config.split_sizes == splits
+        forward = head.decode_forward if mode == "decode" else partial(head.prefill_forward, last_token=last)
+        logits = forward(LazyWeight(normed))
+        per_device = head.config.vocab_per_device
+        assert {tuple(t.shape) for t in ttnn.get_device_tensors(logits)} == {(1, 1, 32, per_device)}
+        host = head.gather_logits(logits) if compare else None
+    if compare:
+        tile = last // 32 * 32
+        reference_check(_reference(vocab, dim, x, eps)[0, 0, tile : tile + 32], host, min_pcc=MIN_PCC)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 8)], ids=["1x8"], indirect=True)
