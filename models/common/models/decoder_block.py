@@ -15,7 +15,6 @@ and each ``RESIDUAL`` add) runs as ``watch(name, forward, *args)``, which must r
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import ttnn
@@ -26,7 +25,7 @@ from models.common.modules.attention.attention_2d import Attention2D
 from models.common.modules.attention.attention_steps import PagedAttentionConfig
 from models.common.modules.embedding.embedding_1d import Embedding1D
 from models.common.modules.embedding.embedding_2d import Embedding2D
-from models.common.modules.lazy_weight import LazyWeight, MeshMapping
+from models.common.modules.lazy_weight import LazyWeight, MeshMapping, transposed
 from models.common.modules.lm_head.lm_head_1d import LMHead1D
 from models.common.modules.lm_head.lm_head_2d import LMHead2D
 from models.common.modules.mlp.mlp_1d import MLP1D
@@ -229,18 +228,6 @@ def cached(weight: LazyWeight, folder: str | Path | None, name: str) -> LazyWeig
     """``weight`` cached in ``folder`` as ``name`` (LazyWeight keys each file on its source_key, dtype, layout,
     memory and mesh layout, so a changed one misses); ``weight`` itself when ``folder`` is None."""
     return weight if folder is None else replace(weight, cache_dir=folder, cache_name=name)
-
-
-def transposed(weight: LazyWeight) -> LazyWeight:
-    """``weight``.T, read when first used; cached beside ``weight`` as ``<name>.T``, keyed on its source + transpose."""
-    cache = {} if weight.cache_dir is None else {"cache_name": f"{weight.cache_name}.T"}
-    source_key = weight.source_key and f"{weight.source_key}|transposed"
-    shape = weight.source_shape and tuple(reversed(weight.source_shape))
-    return replace(weight, source=partial(_transpose, weight), source_key=source_key, source_shape=shape, **cache)
-
-
-def _transpose(weight: LazyWeight):
-    return weight.host_tensor().T
 
 
 def _add(residual, update, memory_config) -> ttnn.Tensor:

@@ -276,6 +276,19 @@ def _zero_padded_source(weight: LazyWeight, dim: int, size: int):
     return tensor_utils.pad_dim_to_size(weight.host_tensor(), dim, size)
 
 
+def transposed(weight: LazyWeight) -> LazyWeight:
+    """``weight``.T (a 2D weight), made when converted; cached beside ``weight`` (``derived_cache``), keyed on its
+    source + transpose."""
+    source_key = weight.source_key and f"{weight.source_key}|transposed"
+    shape = weight.source_shape and tuple(reversed(weight.source_shape))
+    source = partial(_transposed_source, weight)
+    return replace(weight, source=source, source_key=source_key, source_shape=shape, **derived_cache(weight, "T"))
+
+
+def _transposed_source(weight: LazyWeight):
+    return weight.host_tensor().T
+
+
 def derived_cache(weight: LazyWeight, suffix: str) -> dict:
     """Cache keywords for a weight a module derives from ``weight`` (e.g. a norm's gamma): cached beside it as
     ``<cache_name>.<suffix>``, or not at all (``{}``) when ``weight`` is not cached."""
