@@ -4,7 +4,8 @@
 prefill (one user):  ids → embedding → N × DecoderBlock → norm → LM head (the tile holding the last prompt token)
                      → logits of the last prompt token; prompts longer than ``prefill_chunk_size`` run chunk by
                      chunk, each attending to the user's paged cache (chunked SDPA)
-decode (the batch):  ids, positions, rotary indices, page table written into persistent device tensors → embedding
+decode (the batch):  ids, positions, rotary indices (and the page table when the allocator changed it) written into
+                     persistent device tensors → embedding
                      → N × DecoderBlock (per-user positions) → norm → LM head (``decode_device``: allocates
                      nothing that outlives the step but its logits, so on hardware it can be captured once as a
                      ttnn trace) → logits [users, vocab] read back (``read_logits``)
@@ -87,9 +88,11 @@ class CausalLM:
         self.rope = rope_for(d, mesh_device, max_seq_len, max_batch_size)
         self.users_mapping = self.blocks[0].attention.users_mapping
         idle = self._decode_host_inputs([PAD_TOKEN] * max_batch_size, [0] * max_batch_size)
+        idle["page_table"] = self._host_table(self.cache.table, self.users_mapping)
         self.decode_inputs = {  # persistent: each decode step writes its inputs here (a trace replays on them)
             name: ttnn.to_device(host, mesh_device, ttnn.DRAM_MEMORY_CONFIG) for name, host in idle.items()
         }
+        self._table_revision = self.cache.revision  # the allocator's table as decode_inputs["page_table"] holds it
 
     # --- forwards ----------------------------------------------------------------------------------------------
     def prefill_forward(self, tokens: list[int], user_id: int = 0) -> torch.Tensor:
@@ -134,6 +137,10 @@ class CausalLM:
             self.cache.reserve(user, position + 1)
         for name, host in self._decode_host_inputs(tokens, positions).items():
             ttnn.copy_host_to_device_tensor(host, self.decode_inputs[name])
+        if self._table_revision != self.cache.revision:  # runtime: a user got a new block (each write costs host time)
+            table = self._host_table(self.cache.table, self.users_mapping)
+            ttnn.copy_host_to_device_tensor(table, self.decode_inputs["page_table"])
+            self._table_revision = self.cache.revision
         inputs = self.decode_inputs
         rot_mats = self.rope.decode_forward(inputs["rope_indices"])
         x = self.embedding.decode_forward(inputs["ids"])
@@ -154,7 +161,7 @@ class CausalLM:
     def _decode_host_inputs(self, tokens: list[int], positions: list[int]) -> dict[str, ttnn.Tensor]:
         """A decode step's inputs as host tensors laid out for the mesh as the modules take them: token ids
         [1, users padded to a tile] (embedding), positions (attention: users split as it splits them), rotary
-        indices (rope), the page table (users split as attention splits them)."""
+        indices (rope). The page table goes apart (``_host_table``): it changes only when a user gets a block."""
         mesh = self.mesh_device
         ids = torch.zeros(
             1, tensor_utils.nearest_multiple(self.max_batch_size, tensor_utils.TILE_SIZE), dtype=torch.int64
@@ -166,7 +173,6 @@ class CausalLM:
             ),
             "current_pos": host_positions(positions, mesh, self.users_mapping),
             "rope_indices": self.rope.host_indices(positions),
-            "page_table": self._host_table(self.cache.table, self.users_mapping),
         }
 
     def _host_table(self, table: torch.Tensor, users_mapping: MeshMapping = REPLICATED) -> ttnn.Tensor:

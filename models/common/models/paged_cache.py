@@ -4,7 +4,8 @@
 The pool holds ``users · ceil(max_seq_len / block_size)`` blocks plus one scratch block. A user's row of the page
 table lists its blocks in position order; it grows as the user's sequence does (``reserve``) and is returned to the
 pool on ``release``. Entries a user does not own point at the scratch block, so the decode step of an idle user
-(the batch always decodes every row) writes and reads only scratch, never another user's blocks.
+(the batch always decodes every row) writes and reads only scratch, never another user's blocks. ``revision``
+counts the table's changes: a device copy of the table needs rewriting only when its revision is stale.
 """
 
 import math
@@ -22,6 +23,7 @@ class BlockAllocator:
         self.free = list(range(self.scratch))
         self.owned: list[list[int]] = [[] for _ in range(max_batch_size)]
         self.table = torch.full((max_batch_size, self.blocks_per_user), self.scratch, dtype=torch.int32)
+        self.revision = 0  # bumped by every change to ``table``
 
     @property
     def config(self) -> PagedAttentionConfig:
@@ -39,11 +41,13 @@ class BlockAllocator:
             block = self.free.pop(0)
             self.table[user, len(self.owned[user])] = block
             self.owned[user].append(block)
+            self.revision += 1
 
     def release(self, user: int) -> None:
         self.free.extend(self.owned[user])
         self.owned[user] = []
         self.table[user] = self.scratch
+        self.revision += 1
 
     def user_row(self, user: int, tokens: int) -> torch.Tensor:
         """[1, blocks covering ``tokens``] of ``user``'s row (a chunked prefill's page tables)."""

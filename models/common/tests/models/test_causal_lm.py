@@ -15,7 +15,7 @@ import ttnn
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from models.common import devices
-from models.common.models.causal_lm import CausalLM
+from models.common.models.causal_lm import BLOCK_SIZE, CausalLM
 from models.common.models.generation import Sampling, generate
 from models.common.models.hf_loading import HFModel, resolve_model
 
@@ -178,19 +178,27 @@ def test_generate_stops_and_reports(ttnn_mesh_device, llama):
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
-def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama):
+def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama, monkeypatch):
     """Trace-ready decode: each step writes its inputs into the same persistent device tensors, and a warm step
-    leaves the device's DRAM and L1 allocations as the previous one did (nothing grows across steps)."""
+    leaves the device's DRAM and L1 allocations as the previous one did (nothing grows across steps). The page table
+    is written only on steps where a user gets a new cache block."""
     model, _ = llama
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
     addresses = {name: t.buffer_address() for name, t in lm.decode_inputs.items()}
-    allocated = []
-    for step in range(3):
-        lm.decode_forward(*idle_batch(lm, {0: (step + 1, step)}))
+    written, copy = [], ttnn.copy_host_to_device_tensor
+    monkeypatch.setattr(
+        ttnn, "copy_host_to_device_tensor", lambda host, dev, *a: written.append(dev) or copy(host, dev, *a)
+    )
+    allocated, table_writes = [], []
+    for position in (0, 1, 2, BLOCK_SIZE):  # the first and the last step each give user 0 a new block
+        written.clear()
+        lm.decode_forward(*idle_batch(lm, {0: (position + 1, position)}))
         views = (ttnn.get_memory_view(ttnn_mesh_device, b) for b in (ttnn.BufferType.DRAM, ttnn.BufferType.L1))
         allocated.append(tuple(v.total_bytes_allocated_per_bank for v in views))
+        table_writes.append(sum(t is lm.decode_inputs["page_table"] for t in written))
     assert allocated[1] == allocated[2], allocated
     assert {name: t.buffer_address() for name, t in lm.decode_inputs.items()} == addresses
+    assert table_writes == [1, 0, 0, 1]
 
 
 # --- the demo CLI -------------------------------------------------------------------------------------------------
