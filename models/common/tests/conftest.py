@@ -25,7 +25,7 @@ devices.apply_environment_defaults()  # before ttnn is imported anywhere in this
 import pytest  # noqa: E402
 
 from models.common.testing import cluster_dispatch, numerics  # noqa: E402
-from models.common.testing.shadow.session import shadow_execution  # noqa: E402
+from models.common.testing.shadow.session import return_freed_memory, shadow_execution  # noqa: E402
 
 TIER = devices.detect_tier()
 IS_CHILD = bool(os.environ.get(cluster_dispatch.REPORT_FILE_ENV))
@@ -61,6 +61,13 @@ def pytest_collection_modifyitems(config, items):
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the test's fixtures are torn down: the shadow keeps freed memory for reuse within a test, not across."""
+    if TIER == devices.MOCK:
+        return_freed_memory()
 
 
 def pytest_runtest_logreport(report):

@@ -53,7 +53,7 @@ _state = {"depth": 0, "patches": []}
 # Goldens are many large, short-lived torch tensors. glibc maps a large block afresh and unmaps it when freed, so the
 # kernel zeroes every page of every golden again: measured, a third of a shadowed test's time went to page faults.
 # Keeping freed memory in the heap for reuse (no mapped blocks, no trimming) makes the same test 1.5x faster, at the
-# cost of a process never giving memory back (a test child ends with its module's tests).
+# cost of a larger process: ``return_freed_memory`` gives it back between tests.
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc <malloc.h> mallopt parameters
 TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes a C int: the largest, so the heap is trimmed only past 2 GiB free
 
@@ -108,6 +108,14 @@ def _keep_freed_memory() -> None:
     if mallopt is not None:
         mallopt(M_MMAP_MAX, 0)
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
+def return_freed_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc malloc_trim), e.g. after each test, so a process that keeps
+    freed goldens for reuse stays the size of its largest test; a no-op where the C library has no malloc_trim."""
+    malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if malloc_trim is not None:
+        malloc_trim(0)
 
 
 def _unpatch() -> None:
