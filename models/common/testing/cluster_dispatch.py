@@ -4,9 +4,10 @@
 A process can only ever use the mock cluster it first initialised (N150, N300, T3K or Galaxy), yet one
 ``pytest models/common/tests`` run must cover 1x1, 1x2, 1x8, 8x4 and 4x8 meshes. So on the mock tier the
 parent process runs the device-free tests itself and hands each cluster's device tests (those using the
-``ttnn_mesh_device`` fixture) to child ``pytest`` runs with that cluster's descriptor, one per test folder
-(``child_group``): a process keeps what its tests leave in memory (allocator arenas, caches), and a whole Galaxy
-run in one process outgrew the 24 GiB machine. A child streams its test reports back (pytest's own report
+``ttnn_mesh_device`` fixture) to child ``pytest`` runs with that cluster's descriptor: one per cluster, and on a
+Galaxy one per test folder (``child_group``), since a process keeps what its tests leave in memory (caches, heap)
+and a whole Galaxy run in one process outgrew the 24 GiB machine. Each child costs seconds to start (imports, mock
+cluster, coverage), so smaller clusters run in one. A child streams its test reports back (pytest's own report
 serialisation, as pytest-xdist does), and the parent feeds them to its reporters, so progress, failures, ``-x``
 and the final summary read as one run. A cluster's children write ``generated/test-logs/<cluster>.log`` one after
 another; if a child dies, its unfinished tests fail with the log's tail.
@@ -15,6 +16,7 @@ On hardware and ttsim (or when ``TT_METAL_MOCK_CLUSTER_DESC_PATH`` is set by han
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,6 +34,8 @@ MESH_FIXTURE = "ttnn_mesh_device"
 LOG_DIR = REPO_ROOT / "generated" / "test-logs"
 POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 40
+# A Galaxy's tests hold 32 devices' goldens each: its device tests run one child per test folder (see above).
+FOLDER_CHILDREN_MIN_DEVICES = 32
 # Command-line options forwarded to children (they change how tests run, not which run).
 FORWARDED_FLAGS = ("--full-sweep", "-x", "--exitfirst", "-s", "--capture=no")
 
@@ -96,8 +100,9 @@ class ClusterDispatcher:
                 raise session.Failed(session.shouldfail or session.shouldstop)
         for cluster, items in by_cluster.items():
             groups = defaultdict(list)
+            per_folder = math.prod(cluster.system_shape) >= FOLDER_CHILDREN_MIN_DEVICES
             for item in items:
-                groups[child_group(item)].append(item)
+                groups[child_group(item) if per_folder else cluster.name].append(item)
             for index, group in enumerate(groups.values()):
                 self._run_child(session, cluster, group, index)
                 if session.shouldfail or session.shouldstop:
