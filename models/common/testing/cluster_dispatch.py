@@ -48,6 +48,16 @@ def child_group(item) -> str:
     return "/".join(folders[:2] if folders[:1] == ("modules",) else folders[:1])
 
 
+def child_groups(cluster, items: list) -> list[list]:
+    """The children a cluster's device tests run in: one, or on a Galaxy one per test folder (``child_group``)."""
+    if math.prod(cluster.system_shape) < FOLDER_CHILDREN_MIN_DEVICES:
+        return [list(items)]
+    groups = defaultdict(list)
+    for item in items:
+        groups[child_group(item)].append(item)
+    return list(groups.values())
+
+
 def mesh_shape_of(item) -> tuple[int, int] | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None or MESH_FIXTURE not in callspec.params:
@@ -99,11 +109,7 @@ class ClusterDispatcher:
             if session.shouldfail or session.shouldstop:
                 raise session.Failed(session.shouldfail or session.shouldstop)
         for cluster, items in by_cluster.items():
-            groups = defaultdict(list)
-            per_folder = math.prod(cluster.system_shape) >= FOLDER_CHILDREN_MIN_DEVICES
-            for item in items:
-                groups[child_group(item) if per_folder else cluster.name].append(item)
-            for index, group in enumerate(groups.values()):
+            for index, group in enumerate(child_groups(cluster, items)):
                 self._run_child(session, cluster, group, index)
                 if session.shouldfail or session.shouldstop:
                     raise session.Failed(session.shouldfail or session.shouldstop)
