@@ -10,12 +10,15 @@ against the target (TARGET_RATIO). Build times are printed as measured (weights 
 disk cache), and TTTv2's build time with a cold weight cache (an empty folder: convert and write every weight) and a
 warm one (the same folder again: load every weight).
 
-The two differ in: the KV cache (TTTv2 decodes on its paged cache, TTTv1 on its contiguous one, its Transformer's
-default; TTTv2 writes its page table only on steps where a user gets a new block, so both write three inputs on
-most steps, each write costing ~3 ms of host time on a mock 1x8 mesh and little on 1x1) and the read-back (TTTv2 reads one device at a time and concatenates with torch, as upstream TTTv1's
-``concat_host_output`` does; this repo's TTTv1 ``process_output_decode`` composes with a ``ConcatMesh2dToTensor``
-mesh composer, which costs several times the host time, so most of the whole-step difference is there; upstream
-TTTv1's decode instead gathers and untilizes the logits on device and reads one device, not measured here).
+The two differ in:
+- the KV cache: TTTv2 decodes on its paged cache, TTTv1 on its contiguous one (its Transformer's default);
+- the inputs written per step: TTTv2 writes token ids and positions (its rotary indices come from the positions on
+  device; its page table only on steps where a user gets a new block), TTTv1 token ids, positions and rotary indices.
+  A write costs ~3 ms of host time on a mock 1x8 mesh and little on 1x1;
+- the read-back: TTTv2 reads one device at a time and concatenates with torch, as upstream TTTv1's
+  ``concat_host_output`` does; this repo's TTTv1 ``process_output_decode`` composes with a ``ConcatMesh2dToTensor``
+  mesh composer, which costs several times the host time, so most of the whole-step difference is there (upstream
+  TTTv1's decode instead gathers the logits on device and reads one device, not measured here).
 
     python_env/bin/python -m models.common.benchmarks.causal_lm_host [--model Llama-3.2-1B-Instruct] [--mesh 1x8]
         [--layers 2] [--steps 20]

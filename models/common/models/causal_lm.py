@@ -4,8 +4,8 @@
 prefill (one user):  ids → embedding → N × DecoderBlock → norm → LM head (the tile holding the last prompt token)
                      → logits of the last prompt token; prompts longer than ``prefill_chunk_size`` run chunk by
                      chunk, each attending to the user's paged cache (chunked SDPA)
-decode (the batch):  ids, positions, rotary indices (and the page table when the allocator changed it) written into
-                     persistent device tensors → embedding
+decode (the batch):  ids and positions (and the page table when the allocator changed it) written into persistent
+                     device tensors → rotary indices from the positions, on device → embedding
                      → N × DecoderBlock (per-user positions) → norm → LM head (``decode_device``: allocates
                      nothing that outlives the step but its logits, so on hardware it can be captured once as a
                      ttnn trace) → logits [users, vocab] read back (``read_logits``)
@@ -142,7 +142,9 @@ class CausalLM:
             ttnn.copy_host_to_device_tensor(table, self.decode_inputs["page_table"])
             self._table_revision = self.cache.revision
         inputs = self.decode_inputs
-        rot_mats = self.rope.decode_forward(inputs["rope_indices"])
+        indices = rotary_indices(inputs["current_pos"])
+        rot_mats = self.rope.decode_forward(indices)
+        ttnn.deallocate(indices)
         x = self.embedding.decode_forward(inputs["ids"])
         for block in self.blocks:
             x = block.decode_forward(x, inputs["current_pos"], rot_mats, inputs["page_table"])
@@ -160,8 +162,9 @@ class CausalLM:
 
     def _decode_host_inputs(self, tokens: list[int], positions: list[int]) -> dict[str, ttnn.Tensor]:
         """A decode step's inputs as host tensors laid out for the mesh as the modules take them: token ids
-        [1, users padded to a tile] (embedding), positions (attention: users split as it splits them), rotary
-        indices (rope). The page table goes apart (``_host_table``): it changes only when a user gets a block."""
+        [1, users padded to a tile] (embedding), positions (attention: users split as it splits them; the rope's
+        indices come from them on device). The page table goes apart (``_host_table``): it changes only when a user
+        gets a block."""
         mesh = self.mesh_device
         ids = torch.zeros(
             1, tensor_utils.nearest_multiple(self.max_batch_size, tensor_utils.TILE_SIZE), dtype=torch.int64
@@ -172,7 +175,6 @@ class CausalLM:
                 ids, dtype=ttnn.uint32, layout=ttnn.ROW_MAJOR_LAYOUT, mesh_mapper=REPLICATED.mapper(mesh)
             ),
             "current_pos": host_positions(positions, mesh, self.users_mapping),
-            "rope_indices": self.rope.host_indices(positions),
         }
 
     def _host_table(self, table: torch.Tensor, users_mapping: MeshMapping = REPLICATED) -> ttnn.Tensor:
@@ -182,6 +184,13 @@ class CausalLM:
 
     def _device_table(self, table: torch.Tensor) -> ttnn.Tensor:
         return ttnn.to_device(self._host_table(table), self.mesh_device, ttnn.DRAM_MEMORY_CONFIG)
+
+
+def rotary_indices(current_pos: ttnn.Tensor) -> ttnn.Tensor:
+    """The rope's lookup row from the attention's int32 positions, on device: Rope1D/2D look up the users each device
+    decodes, which are the positions Attention1D/2D hold there. One typecast instead of a second host write per
+    decode step (a write costs far more host time than dispatching an op)."""
+    return ttnn.typecast(ttnn.reshape(current_pos, (1, -1)), ttnn.uint32)
 
 
 def prefill_length(tokens: int) -> int:
