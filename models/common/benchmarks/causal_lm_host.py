@@ -15,10 +15,9 @@ The two differ in:
 - the inputs written per step: TTTv2 writes token ids and positions (its rotary indices come from the positions on
   device; its page table only on steps where a user gets a new block), TTTv1 token ids, positions and rotary indices.
   A write costs ~3 ms of host time on a mock 1x8 mesh and little on 1x1;
-- the read-back: TTTv2 reads one device at a time and concatenates with torch, as upstream TTTv1's
-  ``concat_host_output`` does; this repo's TTTv1 ``process_output_decode`` composes with a ``ConcatMesh2dToTensor``
-  mesh composer, which costs several times the host time, so most of the whole-step difference is there (upstream
-  TTTv1's decode instead gathers the logits on device and reads one device, not measured here).
+- the read-back: both read one device at a time and concatenate with torch (upstream TTTv1's ``concat_host_output``);
+  TTTv2 reads one copy of the vocabulary, TTTv1 every device (on Galaxy its all-reduced copies too). Upstream TTTv1's
+  decode instead gathers the logits on device and reads one device; not measured here.
 
     python_env/bin/python -m models.common.benchmarks.causal_lm_host [--model Llama-3.2-1B-Instruct] [--mesh 1x8]
         [--layers 2] [--steps 20]
@@ -128,7 +127,7 @@ def main() -> None:
     ratio = report("decode step host time", *([sum(t) for t in times[k]] for k in ("v2", "v1")))
     print(f"target: ratio <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
     report("  forward (inputs in, every op dispatched)", *([t[0] for t in times[k]] for k in ("v2", "v1")))
-    report("  logits read-back (TTTv1: mesh composer)", *([t[1] for t in times[k]] for k in ("v2", "v1")))
+    report("  logits read-back", *([t[1] for t in times[k]] for k in ("v2", "v1")))
     print(f"build: TTTv2 {build_v2:.1f} s, TTTv1 {build_v1:.1f} s (host weights converted, no disk cache)")
     print(f"build time with a cold and a warm weight cache: TTTv2 cold {cold:.1f} s, warm {warm:.1f} s")
 

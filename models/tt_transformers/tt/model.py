@@ -218,10 +218,13 @@ class Transformer(LightweightModule):
 
     # --- outputs ---------------------------------------------------------------------------------------------
     def concat_host_output(self, tt_out) -> torch.Tensor:
-        """Every device's vocabulary slice, composed on the host: [1, *, 32, vocab (padded)]."""
-        shape = self.args.cluster_shape
-        composer = ttnn.ConcatMesh2dToTensor(self.mesh_device, mesh_shape=shape, dims=self._logits_dims)
-        return ttnn.to_torch(tt_out, mesh_composer=composer).float()
+        """Every device's vocabulary slice, composed on the host as upstream does: each device read on its own, each
+        mesh row's devices concatenated along the column dim, then the rows: [1, *, 32, vocab (padded)]."""
+        row_dim, col_dim = self._logits_dims
+        columns = self.args.cluster_shape[1]
+        shards = [ttnn.to_torch(device_tensor) for device_tensor in ttnn.get_device_tensors(tt_out)]
+        rows = [torch.cat(shards[i : i + columns], dim=col_dim) for i in range(0, len(shards), columns)]
+        return torch.cat(rows, dim=row_dim).float()
 
     def process_output_prefill(self, tt_out, last_token_idx) -> torch.Tensor:
         """Logits [vocab] of row ``last_token_idx`` (within the tile that ``get_last_token`` selected)."""
