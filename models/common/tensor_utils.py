@@ -207,22 +207,6 @@ def lm_head_split(weight: torch.Tensor, num_devices: int, per_device: int, start
     return torch.cat(rows, dim=0).T.contiguous()
 
 
-COPIES_DIM, VOCAB_DIM = 1, 3  # logits dims the LM heads' mesh axes stack copies / vocabulary slices along
-
-
-def logits_to_host(logits: ttnn.Tensor, mesh_device, mesh_dims: tuple[int, int], vocab_size: int) -> torch.Tensor:
-    """Every device's vocabulary slice composed on the host: [rows, vocab_size] float logits. ``mesh_dims`` are the
-    tensor dims the mesh rows and columns stack along (the LM head's ``LOGITS_MESH_DIMS``): the axis along
-    ``VOCAB_DIM`` holds the vocabulary slices, the one along ``COPIES_DIM`` copies (a 1D mesh's single row, a 2D
-    mesh's all-reduced columns), of which the first is read. The slices are read one device at a time and
-    concatenated with torch (upstream TTTv1's ``concat_host_output``; a ``ConcatMesh2dToTensor`` composer costs
-    several times the host time); padding columns past the vocabulary are dropped."""
-    if sorted(mesh_dims) != [COPIES_DIM, VOCAB_DIM]:
-        raise ValueError(
-            f"mesh_dims {mesh_dims} must stack one mesh axis along dim {COPIES_DIM}, one along {VOCAB_DIM}"
-        )
-    columns = tuple(mesh_device.shape)[1]
-    shards = ttnn.get_device_tensors(logits)
-    first_copy = shards[:columns] if mesh_dims[0] == COPIES_DIM else shards[::columns]
-    slices = [ttnn.to_torch(shard) for shard in first_copy]
-    return torch.cat(slices, dim=VOCAB_DIM).float()[0, 0, :, :vocab_size]
+def first_device_to_host(tensor: ttnn.Tensor) -> torch.Tensor:
+    """The first device's shard of a mesh tensor (a tensor whole on every device) on the host, as float."""
+    return ttnn.to_torch(ttnn.get_device_tensors(tensor)[0]).float()

@@ -9,12 +9,14 @@ prefill: x [1, 1, rows, dim] in DRAM → slice the 32-row tile holding ``last_to
 
 Device d holds vocabulary columns [d·V/N, (d+1)·V/N) of the padded vocabulary V, uploaded as DRAM-sharded pieces of
 at most ``max_columns_per_device`` columns ("too many columns per device lead to L1 OOM"), one matmul each; every
-device returns its own slice and ``gather_logits`` composes them on the host into [32, vocab]. Defaults are TTTv1's
+device returns its own slice; ``gather_logits`` all-gathers the slices and untilizes them on device and reads one
+device into [32, vocab] (upstream TTTv1's decode: all_gather_async + untilize, then device 0). Defaults are TTTv1's
 (models/tt_transformers/tt/lm_head.py + model_config.py): lm_head_core_grid, LM_HEAD_INPUT_MEMCFG, HiFi2 without
 fp32 accumulation, bfloat8_b weights and logits.
 """
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import ttnn
@@ -32,6 +34,7 @@ WEIGHT_KEY = "output.weight"  # TTTv1 (Meta) name of HF lm_head.weight
 # per core" (Wormhole); Blackhole takes 128256 / 8 columns per device.
 WORMHOLE_COLUMNS_PER_CORE = 668
 BLACKHOLE_COLUMNS_PER_DEVICE = 128256 // 8
+LOGITS_GATHER_LINKS = 1  # upstream TTTv1 ttnn_decode_forward: the logits all-gather takes 1 link (2 on Galaxy)
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class LMHeadConfig(ResolvableConfig, DecodeBatchRows, VocabTable):
     weight_memcfgs: tuple[ttnn.MemoryConfig, ...] | None = None
     program_configs: tuple[Any, ...] | None = None
 
-    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"tt_ccl"})
+    OPTIONAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"tt_ccl"})  # made when the module needs one
     WEIGHT_MAPPING: ClassVar[MeshMapping] = MeshMapping.shard(-1)  # of the (dim, vocab) splits
 
     @property
@@ -145,7 +148,8 @@ class LMHeadModule(LightweightModule):
     MESHES: ClassVar[tuple] = ()
     WRONG_MESH: ClassVar[str] = ""
     INPUT_MAPPING: ClassVar[MeshMapping] = MeshMapping.replicate()
-    LOGITS_MESH_DIMS: ClassVar[tuple[int, int]] = (1, 3)  # logits dims the mesh rows / columns concatenate along
+    VOCAB_AXIS: ClassVar[int | None] = None  # the mesh axis the vocabulary slices lie along (None: the whole 1D mesh)
+    LOGITS_GATHER_LINKS: ClassVar[int] = LOGITS_GATHER_LINKS
 
     def __init__(self, weight: LazyWeight, **overrides):
         self._init_from_config(self.CONFIG(weight=weight, **overrides))
@@ -181,6 +185,9 @@ class LMHeadModule(LightweightModule):
             for weight, program_config in zip(self.weights.values(), cfg.program_configs, strict=True)
         ]
         self._reduce = self._build_reduce()
+        self._gather_vocab = _identity
+        if cfg.vocab_pieces > 1:  # the slices are gathered on device for gather_logits' one read
+            self._gather_vocab = partial(self._all_gather_vocab, cfg.tt_ccl or ccl.get_tt_ccl(cfg.mesh_device))
 
     def _build_reduce(self):
         return _identity  # 1D: every device keeps its own vocabulary slice
@@ -228,9 +235,28 @@ class LMHeadModule(LightweightModule):
         return cls.from_config(cls.CONFIG.from_model_args(*positional, **keywords))
 
     def gather_logits(self, logits: ttnn.Tensor):
-        """Every device's vocabulary slice composed on the host: [32, vocab] float logits, padding dropped."""
-        cfg = self.config
-        return tensor_utils.logits_to_host(logits, cfg.mesh_device, self.LOGITS_MESH_DIMS, cfg.vocab_size)
+        """``decode_forward``'s logits (consumed) on the host, [32, vocab] float, padding dropped: the vocabulary
+        slices all-gathered and untilized on device, then one device read (upstream TTTv1's decode)."""
+        whole = self._gather_vocab(logits)
+        rows = ttnn.untilize(whole, use_multicore=True)
+        ttnn.deallocate(whole)
+        host = tensor_utils.first_device_to_host(rows)
+        ttnn.deallocate(rows)
+        return host[0, 0, :, : self.config.vocab_size]
+
+    def _all_gather_vocab(self, tt_ccl, logits):
+        """Every device's vocabulary slice, side by side on every device (DRAM); consumes ``logits``."""
+        out = ccl.all_gather(
+            tt_ccl,
+            logits,
+            dim=ccl.WIDTH_DIM,
+            memory_config=ttnn.DRAM_MEMORY_CONFIG,
+            topology=ccl.default_topology(self.config.mesh_device),
+            num_links=self.LOGITS_GATHER_LINKS,
+            cluster_axis=self.VOCAB_AXIS,
+        )
+        ttnn.deallocate(logits)
+        return out
 
     def _load(self, x, memory_config):
         if isinstance(x, LazyWeight):

@@ -92,7 +92,8 @@ class LMHead2D(LMHeadModule):
     MESHES = ccl.TWO_D_MESHES
     WRONG_MESH = "use LMHead1D on 1D meshes (1x1, 1x2, 1x8)"
     INPUT_MAPPING = MeshMapping.shard_2d(None, -1)  # each mesh column its slice of dim
-    LOGITS_MESH_DIMS = (3, 1)  # rows: vocabulary slices; columns: all-reduced copies
+    VOCAB_AXIS = ccl.ROW_AXIS  # rows: vocabulary slices; columns: all-reduced copies
+    LOGITS_GATHER_LINKS = ccl.GALAXY_ALL_GATHER_LINKS  # upstream TTTv1 ttnn_decode_forward: 2 links on Galaxy
 
     def _build_reduce(self):
         return self._all_reduce_columns

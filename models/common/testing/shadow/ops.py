@@ -22,7 +22,7 @@ from models.common.testing.shadow.registry import (
     reshape_keeps_blocks,
     ttnn_golden,
 )
-from models.common.testing.shadow.tensor import ShadowError, tile_padded
+from models.common.testing.shadow.tensor import BLOCK_FLOATS, ShadowError, tile_padded
 
 
 def identity(x, *args, **kwargs):
@@ -118,6 +118,15 @@ def fast_reduce_nc(x, *args, dims, **_):
 BFLOAT16_DOT_PRODUCTS = torch.cpu._is_avx512_bf16_supported()
 
 
+def untilize_dtype(args, kwargs, first):
+    """``ttnn.untilize``: row-major output, so a block-float input comes out bfloat16 (measured on ttnn 0.81.1)."""
+    return ttnn.bfloat16 if first.dtype in BLOCK_FLOATS else first.dtype
+
+
+def row_major(args, kwargs, first):
+    return ttnn.ROW_MAJOR_LAYOUT
+
+
 def matmul_in_bfloat16(args, kwargs, dtype) -> bool:
     """A matmul or linear with a bfloat16 output and no bias or activation runs ttnn's golden on the bfloat16-stored
     inputs, a bfloat16 GEMM: the float32 golden rounded to bfloat16 but for float32 summation order (pinned by
@@ -138,6 +147,7 @@ TABLE = {
     "ttnn.typecast": OpSpec(identity, dtype=dtype_from("dtype", 1), moves=keeps_blocks),
     "ttnn.to_layout": OpSpec(identity, layout=layout_from("layout", 1), moves=keeps_blocks),
     "ttnn.clone": OpSpec(identity, moves=keeps_blocks),
+    "ttnn.untilize": OpSpec(identity, dtype=untilize_dtype, layout=row_major, moves=keeps_blocks),
     # shape ops
     "ttnn.reshape": OpSpec(reshape, padded=reshape_padded, moves=reshape_keeps_blocks, context=reshape_context),
     "ttnn.permute": OpSpec(ttnn_golden(ttnn.permute), moves=permute_moves),
