@@ -4,8 +4,8 @@
 Both are built on the same mesh from the same model and weights (a shipped config: the one seeded random draw
 both stacks read through hf_loading), with the first ``--layers`` decoder layers, 32 users. Decode steps alternate
 between the two (each going first every other step), each step timed from host token ids to host logits in two
-phases: the forward (inputs uploaded, every op dispatched) and the logits read-back (every device's vocabulary
-slice to one float32 [users, vocab] host tensor). The medians and their ratios are printed, the whole step's
+phases: the forward (inputs uploaded, every op dispatched) and the logits read-back (the vocabulary slices to one
+float32 [users, vocab] host tensor). The medians and their ratios are printed, the whole step's
 against the target (TARGET_RATIO). Build times are printed as measured (weights converted from host tensors; no
 disk cache), and TTTv2's build time with a cold weight cache (an empty folder: convert and write every weight) and a
 warm one (the same folder again: load every weight).
@@ -15,9 +15,10 @@ The two differ in:
 - the inputs written per step: TTTv2 writes token ids and positions (its rotary indices come from the positions on
   device; its page table only on steps where a user gets a new block), TTTv1 token ids, positions and rotary indices.
   A write costs ~3 ms of host time on a mock 1x8 mesh and little on 1x1;
-- the read-back: both read one device at a time and concatenate with torch (upstream TTTv1's ``concat_host_output``);
-  TTTv2 reads one copy of the vocabulary, TTTv1 every device (on Galaxy its all-reduced copies too). Upstream TTTv1's
-  decode instead gathers the logits on device and reads one device; not measured here.
+- the read-back: TTTv2 all-gathers the vocabulary slices and untilizes them on device, then reads one device, as
+  upstream TTTv1's decode does; this repo's TTTv1 reads every device and concatenates with torch (upstream's
+  ``concat_host_output``), not upstream's on-device gather, so the read-back ratio favours TTTv2 by that much. The
+  forward ratio compares like with like.
 
     python_env/bin/python -m models.common.benchmarks.causal_lm_host [--model Llama-3.2-1B-Instruct] [--mesh 1x8]
         [--layers 2] [--steps 20]
@@ -126,7 +127,8 @@ def main() -> None:
     print(f"{options.model}, {options.layers} layers, {options.mesh}, {USERS} users, {options.steps} steps each")
     ratio = report("decode step host time", *([sum(t) for t in times[k]] for k in ("v2", "v1")))
     print(f"target: ratio <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
-    report("  forward (inputs in, every op dispatched)", *([t[0] for t in times[k]] for k in ("v2", "v1")))
+    forward = report("  forward (inputs in, every op dispatched)", *([t[0] for t in times[k]] for k in ("v2", "v1")))
+    print(f"  the forward alone against the target: {'met' if forward <= TARGET_RATIO else 'NOT met'}")
     report("  logits read-back", *([t[1] for t in times[k]] for k in ("v2", "v1")))
     print(f"build: TTTv2 {build_v2:.1f} s, TTTv1 {build_v1:.1f} s (host weights converted, no disk cache)")
     print(f"build time with a cold and a warm weight cache: TTTv2 cold {cold:.1f} s, warm {warm:.1f} s")
