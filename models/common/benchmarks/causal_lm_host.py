@@ -15,10 +15,9 @@ The two differ in:
 - the inputs written per step: TTTv2 writes token ids and positions (its rotary indices come from the positions on
   device; its page table only on steps where a user gets a new block), TTTv1 token ids, positions and rotary indices.
   A write costs ~3 ms of host time on a mock 1x8 mesh and little on 1x1;
-- the read-back: TTTv2 all-gathers the vocabulary slices and untilizes them on device, then reads one device, as
-  upstream TTTv1's decode does; this repo's TTTv1 reads every device and concatenates with torch (upstream's
-  ``concat_host_output``), not upstream's on-device gather, so the read-back ratio favours TTTv2 by that much. The
-  forward ratio compares like with like.
+- not the read-back: both all-gather the vocabulary slices and untilize them on device, then read one device
+  (upstream TTTv1's decode), but TTTv1 dispatches the gather in its forward (``ttnn_decode_forward``), TTTv2 in its
+  read-back (``gather_logits``). The whole step compares like with like.
 
     python_env/bin/python -m models.common.benchmarks.causal_lm_host [--model Llama-3.2-1B-Instruct] [--mesh 1x8]
         [--layers 2] [--steps 20]
@@ -127,8 +126,7 @@ def main() -> None:
     print(f"{options.model}, {options.layers} layers, {options.mesh}, {USERS} users, {options.steps} steps each")
     ratio = report("decode step host time", *([sum(t) for t in times[k]] for k in ("v2", "v1")))
     print(f"target: ratio <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
-    forward = report("  forward (inputs in, every op dispatched)", *([t[0] for t in times[k]] for k in ("v2", "v1")))
-    print(f"  the forward alone against the target: {'met' if forward <= TARGET_RATIO else 'NOT met'}")
+    report("  forward (inputs in, every op dispatched)", *([t[0] for t in times[k]] for k in ("v2", "v1")))
     report("  logits read-back", *([t[1] for t in times[k]] for k in ("v2", "v1")))
     print(f"build: TTTv2 {build_v2:.1f} s, TTTv1 {build_v1:.1f} s (host weights converted, no disk cache)")
     print(f"build time with a cold and a warm weight cache: TTTv2 cold {cold:.1f} s, warm {warm:.1f} s")

@@ -6,7 +6,8 @@ prefill: prepare_inputs_prefill(tokens) → ttnn_prefill_forward (fills each lay
 decode:  prepare_inputs_decode(tokens, current_pos) → ttnn_decode_forward (one token per user)
          → process_output_decode
 
-Logits stay split over the devices (each its vocabulary slice) and are composed on the host; the caller samples.
+Decode logits are gathered over the devices and untilized on device, and the host reads one device (upstream);
+prefill logits stay split over the devices and are composed on the host. The caller samples.
 ``attention`` / ``feed_forward`` / ``attention_norm`` / ``ff_norm`` are passed to every TransformerBlock (TTTv2
 builders such as ``MLP1D.from_model_args``, or None for TTTv1's). ``embedding``, ``norm`` (the final norm) and
 ``lm_head`` swap the model's own modules the same way: builders called with TTTv1's arguments
@@ -17,7 +18,7 @@ state_dict_prefix, weight_cache_path, max_columns_per_device)``), e.g. ``Embeddi
 embedding included, is cached under ``weight_cache_path`` (upstream caches the embedding under
 ``args.weight_cache_path(dtype)``).
 
-Left out from upstream: on-device sampling and the logits all-gather/untilize that feeds it, trace helpers
+Left out from upstream: on-device sampling (argmax on the gathered decode logits), trace helpers
 (host-side input preparation, ``copy_host_to_device``), ScaledEmbedding, sliding-window (local) rotary
 matrices, caller-owned ``kv_cache`` tensors (vLLM), per-layer activation-dtype casts (no shipped configuration
 sets one) and the prefetcher.
@@ -26,8 +27,8 @@ sets one) and the prefetcher.
 import torch
 import ttnn
 
+from models.common.modules import tt_ccl as ccl
 from models.common.modules.lightweight_module import LightweightModule
-from models.common.modules.tt_ccl import get_tt_ccl
 from models.common.tensor_utils import TILE_SIZE
 from models.tt_transformers.tt.decoder import TransformerBlock, tttv1_norm
 from models.tt_transformers.tt.embedding import Embedding
@@ -60,7 +61,7 @@ class Transformer(LightweightModule):
         self.mesh_device = mesh_device
         self.dtype = dtype
         self.model_config = args.get_model_config()
-        self.tt_ccl = get_tt_ccl(mesh_device)
+        self.tt_ccl = ccl.get_tt_ccl(mesh_device)
 
         self.embd = (embedding or Embedding)(mesh_device, args, weight_cache_path, state_dict, dtype=ttnn.bfloat16)
         # TTTv1's attention rotates Q and K in one fused op when args.use_qk_fused (each user twice in the rotary
@@ -186,12 +187,24 @@ class Transformer(LightweightModule):
         )
 
     def ttnn_decode_forward(self, x, current_pos, rot_mat_idxs, page_table=None):
-        """x: the [1, 32] token tensor of prepare_inputs_decode → logits [1, 1, 32, vocab slice] per device."""
+        """x: the [1, 32] token tensor of prepare_inputs_decode → logits [1, 1, 32, padded vocab], row-major, whole
+        on every device (upstream: "gather the output across all devices and untilize the tensor (for argmax)")."""
         rot_mats = self.rope_setup.get_rot_mats(rot_mat_idxs)
         embedded = self.embd(x)  # [1, 32, dim / columns]
         embedded = ttnn.reshape(embedded, (1, 1, TILE_SIZE, embedded.shape[-1]))
         embedded = ttnn.to_memory_config(embedded, self.model_config["DECODE_RESIDUAL_MEMCFG"])
-        return self.forward(embedded, current_pos, rot_mats, mode="decode", page_table=page_table)
+        tt_logits = self.forward(embedded, current_pos, rot_mats, mode="decode", page_table=page_table)
+        if self.args.num_devices > 1:
+            tt_logits = ccl.all_gather(
+                self.tt_ccl,
+                tt_logits,
+                dim=ccl.WIDTH_DIM,
+                memory_config=tt_logits.memory_config(),
+                topology=self.args.ccl_topology(),
+                num_links=ccl.GALAXY_ALL_GATHER_LINKS if self.args.is_galaxy else 1,
+                cluster_axis=ccl.ROW_AXIS if self.args.is_galaxy else None,
+            )
+        return ttnn.untilize(tt_logits, use_multicore=True)
 
     def forward(
         self,
@@ -231,5 +244,6 @@ class Transformer(LightweightModule):
         return self.concat_host_output(tt_out)[0, 0, last_token_idx, : self.vocab_size]
 
     def process_output_decode(self, tt_out, B, S=1) -> torch.Tensor:
-        """Logits [B, S, vocab] of the first B users."""
-        return self.concat_host_output(tt_out)[0, 0, :B, : self.vocab_size].view(B, S, -1)
+        """Logits [B, S, vocab] of the first B users, read from the first device (ttnn_decode_forward gathered them)."""
+        logits = ttnn.to_torch(ttnn.get_device_tensors(tt_out)[0]).float()
+        return logits[0, 0, :B, : self.vocab_size].view(B, S, -1)
