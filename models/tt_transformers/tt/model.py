@@ -29,6 +29,7 @@ import ttnn
 
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lightweight_module import LightweightModule
+from models.common.modules.lm_head.lm_head_1d import LOGITS_GATHER_LINKS
 from models.common.tensor_utils import TILE_SIZE
 from models.tt_transformers.tt.decoder import TransformerBlock, tttv1_norm
 from models.tt_transformers.tt.embedding import Embedding
@@ -201,7 +202,7 @@ class Transformer(LightweightModule):
                 dim=ccl.WIDTH_DIM,
                 memory_config=tt_logits.memory_config(),
                 topology=self.args.ccl_topology(),
-                num_links=ccl.GALAXY_ALL_GATHER_LINKS if self.args.is_galaxy else 1,
+                num_links=ccl.GALAXY_ALL_GATHER_LINKS if self.args.is_galaxy else LOGITS_GATHER_LINKS,
                 cluster_axis=ccl.ROW_AXIS if self.args.is_galaxy else None,
             )
         return ttnn.untilize(tt_logits, use_multicore=True)

@@ -123,10 +123,6 @@ def untilize_dtype(args, kwargs, first):
     return ttnn.bfloat16 if first.dtype in BLOCK_FLOATS else first.dtype
 
 
-def row_major(args, kwargs, first):
-    return ttnn.ROW_MAJOR_LAYOUT
-
-
 def matmul_in_bfloat16(args, kwargs, dtype) -> bool:
     """A matmul or linear with a bfloat16 output and no bias or activation runs ttnn's golden on the bfloat16-stored
     inputs, a bfloat16 GEMM: the float32 golden rounded to bfloat16 but for float32 summation order (pinned by
@@ -147,7 +143,9 @@ TABLE = {
     "ttnn.typecast": OpSpec(identity, dtype=dtype_from("dtype", 1), moves=keeps_blocks),
     "ttnn.to_layout": OpSpec(identity, layout=layout_from("layout", 1), moves=keeps_blocks),
     "ttnn.clone": OpSpec(identity, moves=keeps_blocks),
-    "ttnn.untilize": OpSpec(identity, dtype=untilize_dtype, layout=row_major, moves=keeps_blocks),
+    "ttnn.untilize": OpSpec(
+        identity, dtype=untilize_dtype, layout=layout_from("layout", default=ttnn.ROW_MAJOR_LAYOUT), moves=keeps_blocks
+    ),
     # shape ops
     "ttnn.reshape": OpSpec(reshape, padded=reshape_padded, moves=reshape_keeps_blocks, context=reshape_context),
     "ttnn.permute": OpSpec(ttnn_golden(ttnn.permute), moves=permute_moves),
