@@ -208,5 +208,5 @@ def lm_head_split(weight: torch.Tensor, num_devices: int, per_device: int, start
 
 
 def first_device_to_host(tensor: ttnn.Tensor) -> torch.Tensor:
-    """The first device's shard of a mesh tensor (a tensor whole on every device) on the host, as float."""
-    return ttnn.to_torch(ttnn.get_device_tensors(tensor)[0]).float()
+    """The first device's shard of a mesh tensor (a tensor whole on every device) on the host, in its own dtype."""
+    return ttnn.to_torch(ttnn.get_device_tensors(tensor)[0])

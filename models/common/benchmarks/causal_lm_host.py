@@ -5,7 +5,7 @@ Both are built on the same mesh from the same model and weights (a shipped confi
 both stacks read through hf_loading), with the first ``--layers`` decoder layers, 32 users. Decode steps alternate
 between the two (each going first every other step), each step timed from host token ids to host logits in two
 phases: the forward (inputs uploaded, every op dispatched) and the logits read-back (the vocabulary slices to one
-float32 [users, vocab] host tensor). The medians and their ratios are printed, the whole step's
+[users, vocab] host tensor). The medians and their ratios are printed, the whole step's
 against the target (TARGET_RATIO). Build times are printed as measured (weights converted from host tensors; no
 disk cache), and TTTv2's build time with a cold weight cache (an empty folder: convert and write every weight) and a
 warm one (the same folder again: load every weight).
@@ -15,15 +15,22 @@ The two differ in:
 - the inputs written per step: TTTv2 writes token ids and positions (its rotary indices come from the positions on
   device; its page table only on steps where a user gets a new block), TTTv1 token ids, positions and rotary indices.
   A write costs ~3 ms of host time on a mock 1x8 mesh and little on 1x1;
-- not the read-back: both all-gather the vocabulary slices and untilize them on device, then read one device
-  (upstream TTTv1's decode), but TTTv1 dispatches the gather in its forward (``ttnn_decode_forward``), TTTv2 in its
-  read-back (``gather_logits``). The whole step compares like with like.
+- where the read-back's gather is dispatched: both all-gather the vocabulary slices and untilize them on device,
+  then read one device (upstream TTTv1's decode), but TTTv1 dispatches the gather in its forward
+  (``ttnn_decode_forward``), TTTv2 in its read-back (``gather_logits``). The whole step compares like with like;
+- the logits' host dtype: TTTv2 returns the device's bfloat16 values, TTTv1 widens them to float32 on the host
+  (``process_output_decode``'s ``.float()``, as upstream), a fresh 16 MB tensor per step for a 128k vocabulary.
+
+On a small host, torch's OpenMP threads spin-wait after each parallel region (libgomp's default) and take CPU from
+ttnn's dispatch, adding milliseconds to whichever step follows; ``OMP_WAIT_POLICY=PASSIVE`` measures without that.
+The policy in effect is printed.
 
     python_env/bin/python -m models.common.benchmarks.causal_lm_host [--model Llama-3.2-1B-Instruct] [--mesh 1x8]
         [--layers 2] [--steps 20]
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -124,6 +131,7 @@ def main() -> None:
     finally:
         devices.close_mesh(mesh)
     print(f"{options.model}, {options.layers} layers, {options.mesh}, {USERS} users, {options.steps} steps each")
+    print(f"OMP_WAIT_POLICY: {os.environ.get('OMP_WAIT_POLICY', 'unset (libgomp spin-waits)')}")
     ratio = report("decode step host time", *([sum(t) for t in times[k]] for k in ("v2", "v1")))
     print(f"target: ratio <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}")
     report("  forward (inputs in, every op dispatched)", *([t[0] for t in times[k]] for k in ("v2", "v1")))

@@ -97,7 +97,7 @@ class CausalLM:
     # --- forwards ----------------------------------------------------------------------------------------------
     def prefill_forward(self, tokens: list[int], user_id: int = 0) -> torch.Tensor:
         """Fill ``user_id``'s KV cache with ``tokens`` (one prompt) and return the logits after its last token,
-        [vocab] float32."""
+        [vocab] bfloat16 (the device's values)."""
         n = len(tokens)
         chunk = min(prefill_length(n), self.prefill_chunk_size)
         starts = range(0, n, chunk)
@@ -122,7 +122,7 @@ class CausalLM:
 
     def decode_forward(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token per user at its own position (the whole batch; idle users decode anything at position 0).
-        Returns the logits [users, vocab] float32: ``read_logits(decode_device(tokens, positions))``."""
+        Returns the logits [users, vocab] bfloat16: ``read_logits(decode_device(tokens, positions))``."""
         return self.read_logits(self.decode_device(tokens, positions))
 
     def decode_device(self, tokens: list[int], positions: list[int]) -> ttnn.Tensor:
@@ -151,7 +151,8 @@ class CausalLM:
         return self.lm_head.decode_forward(self.norm.decode_forward(x))
 
     def read_logits(self, logits: ttnn.Tensor) -> torch.Tensor:
-        """``decode_device``'s logits on the host, [users, vocab] float32; frees the device logits."""
+        """``decode_device``'s logits on the host, [users, vocab] bfloat16 as the device computed them (sampling needs
+        no float32 copy of the whole vocabulary); frees the device logits."""
         return self.lm_head.gather_logits(logits)[: self.max_batch_size]
 
     def release(self, user_id: int) -> None:

@@ -235,7 +235,7 @@ class LMHeadModule(LightweightModule):
         return cls.from_config(cls.CONFIG.from_model_args(*positional, **keywords))
 
     def gather_logits(self, logits: ttnn.Tensor):
-        """``decode_forward``'s logits (consumed) on the host, [32, vocab] float, padding dropped: the vocabulary
+        """``decode_forward``'s logits (consumed) on the host, [32, vocab] bfloat16, padding dropped: the vocabulary
         slices all-gathered and untilized on device, then one device read (upstream TTTv1's decode)."""
         whole = self._gather_vocab(logits)
         rows = ttnn.untilize(whole, use_multicore=True)
