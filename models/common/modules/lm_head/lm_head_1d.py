@@ -235,14 +235,24 @@ class LMHeadModule(LightweightModule):
         return cls.from_config(cls.CONFIG.from_model_args(*positional, **keywords))
 
     def gather_logits(self, logits: ttnn.Tensor):
-        """``decode_forward``'s logits (consumed) on the host, [32, vocab] bfloat16, padding dropped: the vocabulary
-        slices all-gathered and untilized on device, then one device read (upstream TTTv1's decode)."""
+        """``decode_forward``'s logits (consumed) on the host, [32, vocab] bfloat16, padding dropped:
+        ``read_rows(gather_rows(logits))``, the device rows freed."""
+        rows = self.gather_rows(logits)
+        host = self.read_rows(rows)
+        ttnn.deallocate(rows)
+        return host
+
+    def gather_rows(self, logits: ttnn.Tensor) -> ttnn.Tensor:
+        """The device part of ``gather_logits`` (upstream TTTv1's decode): the vocabulary slices (consumed)
+        all-gathered and untilized, [1, 1, 32, padded vocab] row-major on every device."""
         whole = self._gather_vocab(logits)
         rows = ttnn.untilize(whole, use_multicore=True)
         ttnn.deallocate(whole)
-        host = tensor_utils.first_device_to_host(rows)
-        ttnn.deallocate(rows)
-        return host[0, 0, :, : self.config.vocab_size]
+        return rows
+
+    def read_rows(self, rows: ttnn.Tensor):
+        """``gather_rows``' result (kept) on the host from one device, [32, vocab], padding dropped."""
+        return tensor_utils.first_device_to_host(rows)[0, 0, :, : self.config.vocab_size]
 
     def _all_gather_vocab(self, tt_ccl, logits):
         """Every device's vocabulary slice, side by side on every device (DRAM); consumes ``logits``."""

@@ -370,6 +370,13 @@ def _deallocate(original, tensor, *args, **kwargs):
         original(tensor, *args, **kwargs)
 
 
+def _refuse_trace(original, *args, **kwargs):
+    raise ShadowError(
+        "ttnn.begin_trace_capture: a trace replay makes no ttnn calls for the shadow to follow; decode eagerly under "
+        "the shadow (CausalLM(..., trace_decode=False))"
+    )
+
+
 def _refuse_unshadowed(name: str, tensor) -> None:
     if ttnn.is_tensor_storage_on_device(tensor):
         raise ShadowError(f"{name}: a device tensor without shadow values (its mock read-back would be zeros)")
@@ -391,4 +398,5 @@ _BOUNDARY = {
     "ttnn.to_torch": _to_torch,
     "ttnn.get_device_tensors": _get_device_tensors,
     "ttnn.deallocate": _deallocate,
+    "ttnn.begin_trace_capture": _refuse_trace,
 }

@@ -202,6 +202,39 @@ def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama, monkeypatc
     assert table_writes == [1, 0, 0, 1]
 
 
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+def test_traced_decode_captures_once_then_replays(ttnn_mesh_device, llama, monkeypatch):
+    """trace_decode: the first step runs the ops once eagerly (compile), then captures them; every step replays the
+    trace after writing its inputs, into the same logits, which read_logits keeps. ttnn's trace calls are recorded,
+    not made: the mock cannot capture (it segfaults) and the shadow cannot follow a replay."""
+    model, _ = llama
+    lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, trace_decode=True)
+    events = []
+    trace_calls = {
+        "begin_trace_capture": lambda mesh, cq_id: events.append("begin") or 7,
+        "end_trace_capture": lambda mesh, trace_id, cq_id: events.append(("end", trace_id)),
+        "execute_trace": lambda mesh, trace_id, cq_id, blocking: events.append(("replay", trace_id, blocking)),
+        "release_trace": lambda mesh, trace_id: events.append(("release", trace_id)),
+    }
+    for name, fake in trace_calls.items():
+        monkeypatch.setattr(ttnn, name, fake)
+    copy, embed = ttnn.copy_host_to_device_tensor, lm.embedding.decode_forward
+    monkeypatch.setattr(ttnn, "copy_host_to_device_tensor", lambda *a: events.append("write") or copy(*a))
+    monkeypatch.setattr(lm.embedding, "decode_forward", lambda ids: events.append("ops") or embed(ids))
+    outputs = []
+    for position in range(3):
+        logits = lm.decode_device(*idle_batch(lm, {0: (position + 1, position)}))
+        host = lm.read_logits(logits)
+        assert host.shape == (lm.max_batch_size, model.description.vocab_size)
+        outputs.append(logits)
+    replay = ("replay", 7, False)
+    assert events == ["write"] * 3 + ["ops", "begin", "ops", ("end", 7), replay] + (["write"] * 2 + [replay]) * 2
+    assert outputs[0] is outputs[1] is outputs[2] and outputs[0].is_allocated()
+    lm.release_trace()
+    lm.release_trace()  # nothing left to release
+    assert events[-1] == ("release", 7) and events.count(("release", 7)) == 1
+
+
 # --- the demo CLI -------------------------------------------------------------------------------------------------
 def _cli(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ)
