@@ -51,8 +51,9 @@ class CausalLM:
     is keyed on the weight's source identity (checkpoint file, size and modification time, or the random draw),
     dtype, layout, memory config and mesh layout, so another model, mesh or dtype never loads it.
     ``trace_decode``: capture the decode step's device part once and replay it (hardware; the mesh needs a trace
-    region). Persistent device tensors allocated after the first decode step could be overwritten by the replay's
-    intermediates: build everything first."""
+    region). A device tensor allocated after the capture (the first decode step) and still live during a replay could
+    be overwritten by the replay's intermediates: build everything first (prefill's tensors are freed before the
+    next step)."""
 
     def __init__(
         self,
@@ -104,13 +105,13 @@ class CausalLM:
         }
         self._table_revision = self.cache.revision  # the allocator's table as decode_inputs["page_table"] holds it
         self._run_decode = self._replay_decode if trace_decode else self._dispatch_decode
-        self._release_logits = _keep if trace_decode else ttnn.deallocate  # a trace replays into the same logits
+        self._release_logits = _keep if trace_decode else _free  # a trace replays into the same logits
         self._trace = None  # (trace id, its logits) once captured
 
     # --- forwards ----------------------------------------------------------------------------------------------
     def prefill_forward(self, tokens: list[int], user_id: int = 0) -> torch.Tensor:
         """Fill ``user_id``'s KV cache with ``tokens`` (one prompt) and return the logits after its last token,
-        [vocab] bfloat16 (the device's values)."""
+        [vocab] in the device's dtype (bfloat16 by default)."""
         n = len(tokens)
         chunk = min(prefill_length(n), self.prefill_chunk_size)
         starts = range(0, n, chunk)
@@ -135,7 +136,7 @@ class CausalLM:
 
     def decode_forward(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token per user at its own position (the whole batch; idle users decode anything at position 0).
-        Returns the logits [users, vocab] bfloat16: ``read_logits(decode_device(tokens, positions))``."""
+        Returns the logits [users, vocab] (bfloat16 by default): ``read_logits(decode_device(tokens, positions))``."""
         return self.read_logits(self.decode_device(tokens, positions))
 
     def decode_device(self, tokens: list[int], positions: list[int]) -> ttnn.Tensor:
@@ -157,8 +158,8 @@ class CausalLM:
         return self._run_decode()
 
     def read_logits(self, logits: ttnn.Tensor) -> torch.Tensor:
-        """``decode_device``'s logits on the host, [users, vocab] bfloat16 as the device computed them (sampling needs
-        no float32 copy of the whole vocabulary)."""
+        """``decode_device``'s logits on the host, [users, vocab] in the device's dtype (bfloat16 by default): no
+        float32 copy of the whole vocabulary per step (greedy sampling needs none)."""
         host = self.lm_head.read_rows(logits)[: self.max_batch_size]
         self._release_logits(logits)
         return host
@@ -190,7 +191,12 @@ class CausalLM:
         if self._trace is None:  # runtime: the first traced step
             ttnn.deallocate(self._dispatch_decode())
             trace_id = ttnn.begin_trace_capture(self.mesh_device, cq_id=TRACE_CQ)
-            logits = self._dispatch_decode()
+            try:
+                logits = self._dispatch_decode()
+            except Exception:  # close and drop the half-captured trace: the next step captures anew
+                ttnn.end_trace_capture(self.mesh_device, trace_id, cq_id=TRACE_CQ)
+                ttnn.release_trace(self.mesh_device, trace_id)
+                raise
             ttnn.end_trace_capture(self.mesh_device, trace_id, cq_id=TRACE_CQ)
             self._trace = (trace_id, logits)
         trace_id, logits = self._trace
@@ -225,6 +231,10 @@ class CausalLM:
 
 def _keep(tensor: ttnn.Tensor) -> None:
     """A traced step's logits stay: every replay writes the next step's into them."""
+
+
+def _free(tensor: ttnn.Tensor) -> None:
+    ttnn.deallocate(tensor)  # looked up per call: the shadow may patch ttnn after the model is built
 
 
 def rotary_indices(current_pos: ttnn.Tensor) -> ttnn.Tensor:

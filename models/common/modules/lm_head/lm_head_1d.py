@@ -235,7 +235,7 @@ class LMHeadModule(LightweightModule):
         return cls.from_config(cls.CONFIG.from_model_args(*positional, **keywords))
 
     def gather_logits(self, logits: ttnn.Tensor):
-        """``decode_forward``'s logits (consumed) on the host, [32, vocab] bfloat16, padding dropped:
+        """``decode_forward``'s logits (consumed) on the host, [32, vocab] (bfloat16 by default), padding dropped:
         ``read_rows(gather_rows(logits))``, the device rows freed."""
         rows = self.gather_rows(logits)
         host = self.read_rows(rows)
@@ -244,9 +244,10 @@ class LMHeadModule(LightweightModule):
 
     def gather_rows(self, logits: ttnn.Tensor) -> ttnn.Tensor:
         """The device part of ``gather_logits`` (upstream TTTv1's decode): the vocabulary slices (consumed)
-        all-gathered and untilized, [1, 1, 32, padded vocab] row-major on every device."""
+        all-gathered and untilized, [1, 1, 32, padded vocab] row-major in DRAM on every device (a traced decode keeps
+        them: 8 MB for a 128k vocabulary, which L1 cannot spare)."""
         whole = self._gather_vocab(logits)
-        rows = ttnn.untilize(whole, use_multicore=True)
+        rows = ttnn.untilize(whole, memory_config=ttnn.DRAM_MEMORY_CONFIG, use_multicore=True)
         ttnn.deallocate(whole)
         return rows
 

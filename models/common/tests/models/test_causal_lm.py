@@ -202,11 +202,12 @@ def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama, monkeypatc
     assert table_writes == [1, 0, 0, 1]
 
 
-@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
+@pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 8)], ids=["1x1", "1x8"], indirect=True)
 def test_traced_decode_captures_once_then_replays(ttnn_mesh_device, llama, monkeypatch):
     """trace_decode: the first step runs the ops once eagerly (compile), then captures them; every step replays the
-    trace after writing its inputs, into the same logits, which read_logits keeps. ttnn's trace calls are recorded,
-    not made: the mock cannot capture (it segfaults) and the shadow cannot follow a replay."""
+    trace after writing its inputs (the page table too when a user gets a block), into the same logits, which
+    read_logits keeps; a capture that fails is closed and released, and the next step captures anew. ttnn's trace
+    calls are recorded, not made: the mock cannot capture (it segfaults) and the shadow cannot follow a replay."""
     model, _ = llama
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, trace_decode=True)
     events = []
@@ -221,18 +222,34 @@ def test_traced_decode_captures_once_then_replays(ttnn_mesh_device, llama, monke
     copy, embed = ttnn.copy_host_to_device_tensor, lm.embedding.decode_forward
     monkeypatch.setattr(ttnn, "copy_host_to_device_tensor", lambda *a: events.append("write") or copy(*a))
     monkeypatch.setattr(lm.embedding, "decode_forward", lambda ids: events.append("ops") or embed(ids))
-    outputs = []
-    for position in range(3):
+
+    def step(position):
         logits = lm.decode_device(*idle_batch(lm, {0: (position + 1, position)}))
-        host = lm.read_logits(logits)
-        assert host.shape == (lm.max_batch_size, model.description.vocab_size)
-        outputs.append(logits)
-    replay = ("replay", 7, False)
-    assert events == ["write"] * 3 + ["ops", "begin", "ops", ("end", 7), replay] + (["write"] * 2 + [replay]) * 2
+        assert lm.read_logits(logits).shape == (lm.max_batch_size, model.description.vocab_size)
+        return logits
+
+    outputs = [step(position) for position in (0, 1, BLOCK_SIZE)]  # the first and last steps give user 0 a block
+    capture, replay = ["ops", "begin", "ops", ("end", 7)], ("replay", 7, False)
+    assert events == ["write"] * 3 + capture + [replay] + ["write"] * 2 + [replay] + ["write"] * 3 + [replay]
     assert outputs[0] is outputs[1] is outputs[2] and outputs[0].is_allocated()
     lm.release_trace()
     lm.release_trace()  # nothing left to release
     assert events[-1] == ("release", 7) and events.count(("release", 7)) == 1
+
+    def fails_in_capture(ids):
+        if events[-1] == "begin":
+            raise RuntimeError("an op failed")
+        return embed(ids)
+
+    monkeypatch.setattr(lm.embedding, "decode_forward", fails_in_capture)
+    events.clear()
+    with pytest.raises(RuntimeError, match="an op failed"):
+        step(2)
+    assert events[-3:] == ["begin", ("end", 7), ("release", 7)]
+    monkeypatch.setattr(lm.embedding, "decode_forward", lambda ids: events.append("ops") or embed(ids))
+    events.clear()
+    step(3)
+    assert events == ["write"] * 2 + capture + [replay]
 
 
 # --- the demo CLI -------------------------------------------------------------------------------------------------
