@@ -46,10 +46,10 @@ def hf_model(folder, model: HFModel):
     return hf.float().eval()
 
 
-def hf_logits(hf, ids: list[int]) -> torch.Tensor:
-    """HF's logits at every position of ``ids`` [len, vocab] (one user, no cache)."""
+def hf_next_logits(hf, ids: list[int]) -> torch.Tensor:
+    """HF's logits after the last token of ``ids`` [vocab] (one user, no cache; only the last position's LM head)."""
     with torch.no_grad():
-        return hf(torch.tensor([ids])).logits[0].float()
+        return hf(torch.tensor([ids]), logits_to_keep=1).logits[0, -1].float()
 
 
 def random_ids(n: int, vocab: int, seed: int) -> list[int]:
@@ -71,6 +71,14 @@ def llama():
     return model, hf_model(folder, model)
 
 
+@pytest.fixture(scope="module")
+def small_llama(tmp_path_factory) -> HFModel:
+    """A config-only Llama at SMALL_DIMS (seeded random weights): for what does not depend on the model's size."""
+    folder = tmp_path_factory.mktemp("small_llama")
+    (folder / "config.json").write_text(json.dumps({**SMALL_DIMS, "model_type": "llama", "tie_word_embeddings": False}))
+    return HFModel.load(folder)
+
+
 @pytest.mark.parametrize(
     "ttnn_mesh_device", [(1, 1), (1, 2), (1, 8), (8, 4), (4, 8)], ids=["1x1", "1x2", "1x8", "8x4", "4x8"], indirect=True
 )
@@ -82,11 +90,11 @@ def test_llama_logits_match_hf(ttnn_mesh_device, llama, reference_check):
     ids = list(prompt)
     logits = lm.prefill_forward(prompt, user_id=0)
     for _ in range(4):
-        expected = hf_logits(hf, ids)[-1]
+        expected = hf_next_logits(hf, ids)
         reference_check(expected, logits, min_pcc=PCC)
         ids.append(int(expected.argmax()))
         logits = lm.decode_forward(*idle_batch(lm, {0: (ids[-1], len(ids) - 1)}))[0]
-    reference_check(hf_logits(hf, ids)[-1], logits, min_pcc=PCC)
+    reference_check(hf_next_logits(hf, ids), logits, min_pcc=PCC)
     assert logits.dtype == torch.bfloat16  # the device's values: no float32 copy of the vocabulary on the host
 
 
@@ -99,7 +107,7 @@ def test_teacher_forced_greedy_matches_hf(ttnn_mesh_device, llama, reference_che
     ids = random_ids(64, model.description.vocab_size, seed=1)
     logits = lm.prefill_forward(ids, user_id=0)
     for _ in range(8):
-        expected = hf_logits(hf, ids)[-1]
+        expected = hf_next_logits(hf, ids)
         reference_check(expected, logits, min_pcc=PCC)
         top2 = expected.topk(2).values
         hf_token = int(expected.argmax())
@@ -118,15 +126,16 @@ def test_users_with_different_prompts_decode_together(ttnn_mesh_device, llama, r
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, prefill_chunk_size=128)
     vocab = model.description.vocab_size
     prompts = {0: random_ids(100, vocab, seed=2), 5: random_ids(200, vocab, seed=3)}
+    expected = {user: hf_next_logits(hf, ids) for user, ids in prompts.items()}
     for user, ids in prompts.items():
-        reference_check(hf_logits(hf, ids)[-1], lm.prefill_forward(ids, user_id=user), min_pcc=PCC)
+        reference_check(expected[user], lm.prefill_forward(ids, user_id=user), min_pcc=PCC)
     for _ in range(2):
-        next_tokens = {user: int(hf_logits(hf, ids)[-1].argmax()) for user, ids in prompts.items()}
-        for user, token in next_tokens.items():
-            prompts[user].append(token)
-        logits = lm.decode_forward(*idle_batch(lm, {u: (ids[-1], len(ids) - 1) for u, ids in prompts.items()}))
         for user, ids in prompts.items():
-            reference_check(hf_logits(hf, ids)[-1], logits[user], min_pcc=PCC)
+            ids.append(int(expected[user].argmax()))
+        logits = lm.decode_forward(*idle_batch(lm, {u: (ids[-1], len(ids) - 1) for u, ids in prompts.items()}))
+        expected = {user: hf_next_logits(hf, ids) for user, ids in prompts.items()}
+        for user in prompts:
+            reference_check(expected[user], logits[user], min_pcc=PCC)
 
 
 SMALL_FAMILIES = {  # one small model per other family (public configs' layouts, dims cut for the host reference)
@@ -154,17 +163,18 @@ def test_each_family_matches_hf(ttnn_mesh_device, family, tmp_path, reference_ch
     hf = hf_model(tmp_path, model)
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
     ids = random_ids(128, config["vocab_size"], seed=4)
-    reference_check(hf_logits(hf, ids)[-1], lm.prefill_forward(ids, user_id=0), min_pcc=PCC)
-    ids.append(int(hf_logits(hf, ids)[-1].argmax()))
+    expected = hf_next_logits(hf, ids)
+    reference_check(expected, lm.prefill_forward(ids, user_id=0), min_pcc=PCC)
+    ids.append(int(expected.argmax()))
     logits = lm.decode_forward(*idle_batch(lm, {0: (ids[-1], len(ids) - 1)}))[0]
-    reference_check(hf_logits(hf, ids)[-1], logits, min_pcc=PCC)
+    reference_check(hf_next_logits(hf, ids), logits, min_pcc=PCC)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
-def test_generate_stops_and_reports(ttnn_mesh_device, llama):
+def test_generate_stops_and_reports(ttnn_mesh_device, small_llama):
     """generate() on token ids: greedy and seeded sampling give max_new_tokens tokens, the same for the same seed, and
     a user stops at its stop token."""
-    model, _ = llama
+    model = small_llama
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
     prompts = [random_ids(20, model.description.vocab_size, seed=5), random_ids(40, model.description.vocab_size, 6)]
     greedy = generate(lm, prompts, 4, progress=False)
@@ -179,11 +189,11 @@ def test_generate_stops_and_reports(ttnn_mesh_device, llama):
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1)], ids=["1x1"], indirect=True)
-def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama, monkeypatch):
+def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, small_llama, monkeypatch):
     """Trace-ready decode: each step writes its inputs into the same persistent device tensors, and a warm step
     leaves the device's DRAM and L1 allocations as the previous one did (nothing grows across steps). The page table
     is written only on steps where a user gets a new cache block."""
-    model, _ = llama
+    model = small_llama
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN)
     addresses = {name: t.buffer_address() for name, t in lm.decode_inputs.items()}
     written, copy = [], ttnn.copy_host_to_device_tensor
@@ -203,12 +213,12 @@ def test_warm_decode_step_reuses_its_buffers(ttnn_mesh_device, llama, monkeypatc
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 1), (1, 8)], ids=["1x1", "1x8"], indirect=True)
-def test_traced_decode_captures_once_then_replays(ttnn_mesh_device, llama, monkeypatch):
+def test_traced_decode_captures_once_then_replays(ttnn_mesh_device, small_llama, monkeypatch):
     """trace_decode: the first step runs the ops once eagerly (compile), then captures them; every step replays the
     trace after writing its inputs (the page table too when a user gets a block), into the same logits, which
     read_logits keeps; a capture that fails is closed and released, and the next step captures anew. ttnn's trace
     calls are recorded, not made: the mock cannot capture (it segfaults) and the shadow cannot follow a replay."""
-    model, _ = llama
+    model = small_llama
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, trace_decode=True)
     events = []
     trace_calls = {

@@ -22,8 +22,8 @@ from models.common.tests.models.test_causal_lm import (
     SMALL_DIMS,
     SMALL_FAMILIES,
     _cli,
-    hf_logits,
     hf_model,
+    hf_next_logits,
     idle_batch,
     random_ids,
 )
@@ -115,7 +115,7 @@ def test_warm_build_loads_every_weight_and_gives_the_cold_logits(
     assert torch.equal(warm_prefill, cold_prefill) and torch.equal(warm_decode, cold_decode)
 
     model = HFModel.load(small_model)  # the numbers are the model's: the cold build against HF's
-    reference_check(hf_logits(hf_model(small_model, model), ids)[-1], cold_prefill, min_pcc=PCC)
+    reference_check(hf_next_logits(hf_model(small_model, model), ids), cold_prefill, min_pcc=PCC)
 
 
 @pytest.mark.parametrize("ttnn_mesh_device", [(1, 2)], ids=["1x2"], indirect=True)
