@@ -12,7 +12,7 @@ from models.common import devices
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lazy_weight import LazyWeight, MeshMapping
 from models.common.testing import numerics
-from models.common.testing.shadow import session
+from models.common.testing.shadow import ops, session
 from models.common.testing.shadow.registry import OpSpec
 from models.common.testing.shadow.session import shadow_execution
 from models.common.testing.shadow.tensor import ShadowDriftError, ShadowError, ShadowUnsupportedOp
@@ -386,7 +386,6 @@ def test_bfloat16_matmul_golden_is_float32_rounded_once(ttnn_mesh_device):
     """A bfloat16-output matmul of bfloat16 / bfloat8_b inputs (a bfloat16 GEMM where the CPU has bfloat16 dot
     products) is within half a bfloat16 ulp plus float32's summation error bound (K * 2 ** -24 * sum |a b|) of the
     exact product: float32 accumulation, one rounding. A bias keeps the float32 golden."""
-    from models.common.testing.shadow import ops
 
     rows, k, n = 64, 4096, 256
     generator = torch.Generator().manual_seed(0)
@@ -403,6 +402,16 @@ def test_bfloat16_matmul_golden_is_float32_rounded_once(ttnn_mesh_device):
     assert ops.matmul_in_bfloat16((), {}, ttnn.bfloat16) == ops.BFLOAT16_DOT_PRODUCTS
     assert not ops.matmul_in_bfloat16((), {"bias": bias}, ttnn.bfloat16)
     assert not ops.matmul_in_bfloat16((), {}, ttnn.bfloat8_b)
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    """The bfloat16 dot-product check reads the CPU's flags (no private torch API); unreadable flags mean none."""
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16\n")
+    monkeypatch.setattr(ops, "CPU_FLAGS", flags)
+    assert ops._cpu_has("avx512_bf16") and not ops._cpu_has("avx512")
+    monkeypatch.setattr(ops, "CPU_FLAGS", tmp_path / "missing")
+    assert not ops._cpu_has("avx512_bf16")
 
 
 def test_paged_sdpa_decode_golden_is_ttnns():
