@@ -19,7 +19,7 @@ or 2D modules are chosen once, from the mesh shape (``parts_for``); the forwards
     logits = model.decode_forward(next_ids, positions)              # [users, vocab]
 
 Trace capture needs hardware and a mesh opened with a trace region (``DECODE_TRACE_REGION_SIZE``); the mock cluster
-cannot capture, and the shadow cannot follow a replay, so both decode eagerly.
+cannot capture (``trace_decode`` is refused there), and the shadow cannot follow a replay, so both decode eagerly.
 """
 
 from pathlib import Path
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import ttnn
 
-from models.common import tensor_utils
+from models.common import devices, tensor_utils
 from models.common.models.decoder_block import DecoderBlock, cached, parts_for, rope_for
 from models.common.models.hf_loading import HFModel
 from models.common.models.paged_cache import BlockAllocator
@@ -66,6 +66,11 @@ class CausalLM:
         weight_cache: str | Path | None = None,
         trace_decode: bool = False,
     ):
+        if trace_decode and devices.detect_tier() == devices.MOCK:
+            raise ValueError(
+                "trace_decode needs a device that can capture a ttnn trace; the mock cluster cannot (ttnn crashes): "
+                "build with trace_decode=False"
+            )
         if prefill_chunk_size != prefill_length(prefill_chunk_size) or prefill_chunk_size % BLOCK_SIZE:
             raise ValueError(
                 f"prefill_chunk_size {prefill_chunk_size} must be a valid prefill length (a multiple of "

@@ -217,8 +217,13 @@ def test_traced_decode_captures_once_then_replays(ttnn_mesh_device, small_llama,
     """trace_decode: the first step runs the ops once eagerly (compile), then captures them; every step replays the
     trace after writing its inputs (the page table too when a user gets a block), into the same logits, which
     read_logits keeps; a capture that fails is closed and released, and the next step captures anew. ttnn's trace
-    calls are recorded, not made: the mock cannot capture (it segfaults) and the shadow cannot follow a replay."""
+    calls are recorded, not made: the mock cannot capture (it segfaults; CausalLM refuses trace_decode there) and the
+    shadow cannot follow a replay."""
     model = small_llama
+    if devices.detect_tier() == devices.MOCK:
+        with pytest.raises(ValueError, match="the mock cluster cannot"):
+            CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, trace_decode=True)
+    monkeypatch.setattr(devices, "detect_tier", lambda: devices.HARDWARE)  # the trace calls are recorded below
     lm = CausalLM(model, ttnn_mesh_device, max_seq_len=MAX_SEQ_LEN, trace_decode=True)
     events = []
     trace_calls = {
