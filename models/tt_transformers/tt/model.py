@@ -30,7 +30,7 @@ import ttnn
 from models.common.modules import tt_ccl as ccl
 from models.common.modules.lightweight_module import LightweightModule
 from models.common.modules.lm_head.lm_head_1d import LOGITS_GATHER_LINKS
-from models.common.tensor_utils import TILE_SIZE
+from models.common.tensor_utils import TILE_SIZE, first_device_to_host
 from models.tt_transformers.tt.decoder import TransformerBlock, tttv1_norm
 from models.tt_transformers.tt.embedding import Embedding
 from models.tt_transformers.tt.lm_head import LMHead
@@ -246,5 +246,5 @@ class Transformer(LightweightModule):
 
     def process_output_decode(self, tt_out, B, S=1) -> torch.Tensor:
         """Logits [B, S, vocab] of the first B users, read from the first device (ttnn_decode_forward gathered them)."""
-        logits = ttnn.to_torch(ttnn.get_device_tensors(tt_out)[0]).float()
+        logits = first_device_to_host(tt_out).float()
         return logits[0, 0, :B, : self.vocab_size].view(B, S, -1)
